@@ -1,0 +1,76 @@
+"""The ``medattn`` command: a thin layer over library functions of the same arguments.
+
+Each subcommand is ``module:function`` below; only the module of the command being run is imported, so
+``medattn --help`` answers at once. The same functions are usable from a notebook.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+__all__ = ["COMMANDS", "main"]
+
+# name -> (target, one-line summary). A target is "module:function" or a dict of such targets (a command group).
+COMMANDS: dict[str, tuple[Any, str]] = {
+    "demo-data": ("medattn_monai.data.demo:make_demo_data", "write the synthetic demo datasets and their datalists"),
+    "prepare": (
+        {
+            "isic2019": "medattn_monai.data.isic2019:prepare_isic2019",
+        },
+        "convert a downloaded dataset folder into a datalist JSON",
+    ),
+    "train": ("medattn_monai.engine.workflow:train", "train a bundle (same as python -m monai.bundle run training)"),
+    "resume": ("medattn_monai.engine.workflow:resume", "continue an interrupted training run into the same MLflow run"),
+    "evaluate": ("medattn_monai.engine.workflow:evaluate", "evaluate a trained run on its test splits"),
+    "models": ("medattn_monai.networks.summary:print_model_table", "parameters and overhead of every network"),
+}
+
+
+def _load(target: Any) -> Any:
+    if isinstance(target, dict):
+        return {name: _load(t) for name, t in target.items()}
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = ["usage: medattn COMMAND [ARGS] [--help]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += ["", "`medattn COMMAND --help` shows a command's arguments."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``medattn`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    name = argv[0].replace("_", "-")
+    if name not in COMMANDS:
+        print(f"medattn: error: unknown command {argv[0]!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+
+    import fire
+
+    from .errors import find_medattn_error
+
+    component = _load(COMMANDS[name][0])
+    try:
+        fire.Fire(component, command=argv[1:], name=f"medattn {name}")
+    except fire.core.FireExit as e:
+        return int(e.code or 0)
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - project errors become one line, the rest re-raise
+        err = find_medattn_error(e)
+        if err is None:
+            raise
+        print(f"medattn: error: {err}", file=sys.stderr)
+        return err.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Error types whose message is the whole story for the user.
+
+A :class:`MedattnError` names the file, row or field at fault. The command line prints it on one line and exits
+with status 2; :func:`install_excepthook` does the same for ``python -m monai.bundle run`` (the bundles call it
+from their ``initialize`` list). Set ``MEDATTN_TRACEBACK=1`` to see the full traceback anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["MedattnError", "DataError", "ConfigError", "install_excepthook", "find_medattn_error"]
+
+
+class MedattnError(Exception):
+    """Base class: an error caused by the user's input, explained by its message."""
+
+    exit_code = 2
+
+
+class DataError(MedattnError):
+    """Bad data: a missing or unreadable image, an unknown label, wrong CSV columns, an empty split."""
+
+
+class ConfigError(MedattnError):
+    """Bad configuration: an unknown key, a value out of range, an inconsistent combination."""
+
+
+def find_medattn_error(exc: BaseException | None) -> MedattnError | None:
+    """Return the first :class:`MedattnError` in ``exc``'s cause/context chain (Ignite and MONAI wrap errors)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, MedattnError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _excepthook(exc_type, exc, tb, _previous=sys.excepthook):  # noqa: ANN001
+    err = find_medattn_error(exc)
+    if err is None or os.environ.get("MEDATTN_TRACEBACK"):
+        _previous(exc_type, exc, tb)
+        return
+    print(f"medattn: error: {err}", file=sys.stderr)
+    sys.stderr.flush()
+    # sys.exit is not possible from an excepthook; the interpreter exits with status 1 after it returns
+
+
+def install_excepthook() -> None:
+    """Print project errors as one line (no traceback) when they end the program. Idempotent."""
+    if sys.excepthook is not _excepthook:
+        sys.excepthook = _excepthook

@@ -1,0 +1,11 @@
+"""MLflow tracking: store resolution, run naming and the tag vocabulary shared by every command."""
+
+from __future__ import annotations
+
+from .naming import RUN_TYPES, TAG_KEYS, cell_hash, git_commit, make_run_name
+from .store import default_artifact_location, mlflow_ui_command, resolve_tracking_uri
+
+__all__ = [
+    "RUN_TYPES", "TAG_KEYS", "cell_hash", "default_artifact_location", "git_commit", "make_run_name",
+    "mlflow_ui_command", "resolve_tracking_uri",
+]
