@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import fire
 
-    from .errors import find_medattn_error
+    from .errors import error_message, find_medattn_error
 
     component = _load(COMMANDS[name][0])
     try:
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         err = find_medattn_error(e)
         if err is None:
             raise
-        print(f"medattn: error: {err}", file=sys.stderr)
+        print(f"medattn: error: {error_message(err)}", file=sys.stderr)
         return err.exit_code
     return 0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["MedattnError", "DataError", "ConfigError", "install_excepthook", "find_medattn_error"]
+__all__ = ["MedattnError", "DataError", "ConfigError", "install_excepthook", "find_medattn_error", "error_message"]
 
 
 class MedattnError(Exception):
@@ -38,12 +38,22 @@ def find_medattn_error(exc: BaseException | None) -> MedattnError | None:
     return None
 
 
+def error_message(err: BaseException) -> str:
+    """The message of ``err`` without the worker traceback PyTorch's DataLoader prepends when re-raising it."""
+    text = str(err)
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        _, sep, msg = last.partition(f"{type(err).__name__}: ")
+        text = msg if sep else last
+    return text
+
+
 def _excepthook(exc_type, exc, tb, _previous=sys.excepthook):  # noqa: ANN001
     err = find_medattn_error(exc)
     if err is None or os.environ.get("MEDATTN_TRACEBACK"):
         _previous(exc_type, exc, tb)
         return
-    print(f"medattn: error: {err}", file=sys.stderr)
+    print(f"medattn: error: {error_message(err)}", file=sys.stderr)
     sys.stderr.flush()
     # sys.exit is not possible from an excepthook; the interpreter exits with status 1 after it returns
 

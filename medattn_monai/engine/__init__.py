@@ -1,1 +1,26 @@
-"""engine"""
+"""Engine: what the bundle configs call to set up a run, and the library functions behind ``medattn train``,
+``medattn resume`` and ``medattn evaluate``."""
+
+from __future__ import annotations
+
+from .setup import (
+    amp_enabled,
+    amp_kwargs,
+    channels_last_enabled,
+    check_hyper_parameters,
+    experiment_for,
+    locate_bundle,
+    make_loss,
+    make_optimizer,
+    output_dir_for,
+    resume_checkpoint,
+    run_name_for,
+    seed_everything,
+    training_tags,
+)
+
+__all__ = [
+    "amp_enabled", "amp_kwargs", "channels_last_enabled", "check_hyper_parameters", "experiment_for",
+    "locate_bundle", "make_loss", "make_optimizer", "output_dir_for", "resume_checkpoint", "run_name_for",
+    "seed_everything", "training_tags",
+]

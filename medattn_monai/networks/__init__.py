@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .factory import BACKBONES, VARIANTS, build_network, count_parameters
+from .factory import BACKBONES, VARIANTS, build_network, count_parameters, describe_network
 
-__all__ = ["BACKBONES", "VARIANTS", "build_network", "count_parameters"]
+__all__ = ["BACKBONES", "VARIANTS", "build_network", "count_parameters", "describe_network"]

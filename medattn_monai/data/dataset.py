@@ -1,0 +1,148 @@
+"""Image classification dataset with batched fetching and a RAM cache of decoded images.
+
+``cache`` chooses how decoded images are kept:
+
+- ``"auto"`` (default): ``"ram"`` when the split's decoded images fit ``cache_budget`` (a fraction of this machine's
+  RAM), else ``"stream"``.
+- ``"ram"``: decode every image once (threads, with a progress bar) into one contiguous ``uint8`` tensor; a batch is
+  then a single indexing operation (no loader workers needed).
+- ``"stream"``: decode per item in loader workers; resident memory stays flat however large the split.
+- ``"persistent"``: MONAI's ``PersistentDataset`` (decoded items cached on disk under ``cache_dir``).
+- ``"monai"``: MONAI's ``CacheDataset`` (per-item cache in RAM, filled at construction).
+
+Batches are dictionaries ``{"image": uint8 B×C×H×W, "label": int64 B, "index": int64 B}``; ``index`` is the position
+in ``data`` (predictions refer back to it).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Sequence
+
+import torch
+from monai.data import CacheDataset, PersistentDataset
+from monai.data import Dataset as MonaiDataset
+from tqdm.auto import tqdm
+
+from ..errors import DataError
+
+__all__ = ["CACHE_MODES", "ImageClassificationDataset", "total_memory_bytes", "collate_batch"]
+
+CACHE_MODES = ("auto", "ram", "stream", "persistent", "monai")
+
+
+def total_memory_bytes() -> int:
+    """Physical memory of this machine (cgroup limit where lower)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                value = f.read().strip()
+            if value.isdigit():
+                total = min(total, int(value))
+        except OSError:
+            pass
+    return total
+
+
+def collate_batch(batch: Any) -> Any:
+    """``collate_fn`` for a dataset whose ``__getitems__`` already returns a batch."""
+    return batch
+
+
+class ImageClassificationDataset(torch.utils.data.Dataset):
+    """Items ``{"image": path, "label": int, ...}`` decoded by ``transform`` to fixed-size ``uint8`` images.
+
+    Args:
+        data: items of one split (absolute image paths), e.g. from :func:`medattn_monai.data.split_items`.
+        transform: deterministic preprocessing of an item dict that yields ``image`` as a ``C×H×W`` uint8 tensor
+            (e.g. :class:`~medattn_monai.data.LoadResizeImaged`). Random augmentation belongs in
+            :class:`~medattn_monai.data.BatchAugment`, not here: cached items are decoded once.
+        image_shape: ``(C, H, W)`` the transform produces (sizes the cache and the memory estimate).
+        cache: one of ``auto | ram | stream | persistent | monai`` (module docstring).
+        cache_budget: fraction of RAM the ``auto`` RAM cache may use.
+        cache_dir: folder of the ``persistent`` cache.
+        num_threads: decoding threads when filling the RAM cache (default: CPU count).
+        check_files: verify at construction that every image exists (fast; the error names the first missing one).
+        progress: show a progress bar while filling the RAM cache.
+        name: split name used in messages.
+    """
+
+    def __init__(self, data: Sequence[dict], transform: Callable, image_shape: Sequence[int], cache: str = "auto",
+                 cache_budget: float = 0.25, cache_dir: str | None = None, num_threads: int | None = None,
+                 check_files: bool = True, progress: bool = True, name: str = "data") -> None:
+        if cache not in CACHE_MODES:
+            raise DataError(f"cache={cache!r} is not one of {CACHE_MODES}")
+        if not data:
+            raise DataError(f"split {name!r} is empty")
+        self.data = [dict(item, index=item.get("index", i)) for i, item in enumerate(data)]
+        self.transform = transform
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.name = name
+        self.num_threads = num_threads or os.cpu_count() or 1
+        self.progress = progress
+        if check_files:
+            self._check_files()
+        self.bytes_needed = len(self.data) * int(torch.tensor(self.image_shape).prod())
+        if cache == "auto":
+            cache = "ram" if self.bytes_needed <= cache_budget * total_memory_bytes() else "stream"
+        self.cache = cache
+        self._images: torch.Tensor | None = None
+        self.labels = torch.tensor([int(item.get("label", -1)) for item in self.data], dtype=torch.long)
+        self.indices = torch.tensor([int(item["index"]) for item in self.data], dtype=torch.long)
+        if cache == "persistent":
+            if not cache_dir:
+                raise DataError("cache='persistent' needs cache_dir")
+            self._items = PersistentDataset(self.data, transform, cache_dir=cache_dir)
+        elif cache == "monai":
+            self._items = CacheDataset(self.data, transform, num_workers=self.num_threads, progress=progress)
+        else:
+            self._items = MonaiDataset(self.data, transform)
+
+    def _check_files(self) -> None:
+        missing = [item["image"] for item in self.data if not os.path.isfile(item["image"])]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise DataError(f"image not found: {missing[0]}{more} in split {self.name!r}")
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def _decode(self, i: int) -> torch.Tensor:
+        image = self._items[i]["image"]
+        if not isinstance(image, torch.Tensor) or tuple(image.shape) != self.image_shape or image.dtype != torch.uint8:
+            got = (getattr(image, "dtype", type(image)), tuple(getattr(image, "shape", ())))
+            raise DataError(
+                f"preprocessing of {self.data[i]['image']} gave {got}, expected uint8 of shape {self.image_shape}"
+            )
+        return image
+
+    def fill_cache(self) -> None:
+        """Decode every image into the RAM cache (done on first access; call early to time it separately)."""
+        if self.cache != "ram" or self._images is not None:
+            return
+        images = torch.empty((len(self.data), *self.image_shape), dtype=torch.uint8)
+
+        def work(i: int) -> None:
+            images[i] = self._decode(i)
+
+        with ThreadPoolExecutor(self.num_threads) as pool:
+            jobs = pool.map(work, range(len(self.data)))
+            for _ in tqdm(jobs, total=len(self.data), desc=f"caching {self.name}", disable=not self.progress,
+                          leave=False, mininterval=1.0):
+                pass
+        self._images = images
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        if self.cache == "ram":
+            self.fill_cache()
+            images = self._images[idx]
+        else:
+            images = torch.stack([self._decode(int(i)) for i in indices])
+        return {"image": images, "label": self.labels[idx], "index": self.indices[idx]}
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        batch = self.__getitems__([i])
+        return {k: v[0] for k, v in batch.items()}

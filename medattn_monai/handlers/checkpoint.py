@@ -1,0 +1,157 @@
+"""Checkpoints every epoch: ``checkpoint_last.pt`` (full state) and ``model.pt`` (best weights by the key metric).
+
+Both files are plain ``state_dict``s, written atomically (a SIGKILL mid-write leaves the previous file intact), and
+load with ``torch.load(..., weights_only=True)``. The checkpointer also keeps the per-epoch metric history and the
+best value; it is saved in ``checkpoint_last.pt`` under ``"run"``, so a resumed run knows its past (MONAI's
+``CheckpointLoader`` restores it together with the model, optimizer, scheduler and trainer state).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+import torch.distributed as dist
+from ignite.engine import Engine, Events
+
+__all__ = ["RunCheckpointer", "unwrap_model", "LAST_CHECKPOINT", "BEST_MODEL"]
+
+LAST_CHECKPOINT = "checkpoint_last.pt"
+BEST_MODEL = "model.pt"
+
+
+def unwrap_model(net: torch.nn.Module) -> torch.nn.Module:
+    """The bare network inside DDP / ``torch.compile`` wrappers (so saved keys never carry ``module.``)."""
+    while True:
+        if isinstance(net, torch.nn.parallel.DistributedDataParallel):
+            net = net.module
+        elif hasattr(net, "_orig_mod"):
+            net = net._orig_mod
+        else:
+            return net
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _is_rank0() -> bool:
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+class RunCheckpointer:
+    """Save the run's state at every epoch end, after validation.
+
+    Args:
+        output_dir: the run's folder.
+        network: the trained network.
+        optimizer: its optimizer.
+        lr_scheduler: its scheduler (stepped per iteration).
+        evaluator: the validation engine whose ``state.metrics`` holds the key metric (None: no model selection,
+            ``model.pt`` is the last epoch's weights).
+        key_metric: name of the metric that selects ``model.pt`` (higher is better).
+        train_metrics: names in the trainer's ``state.metrics`` to record per epoch (e.g. ``train_loss``).
+        resume_path: a ``checkpoint_last.pt`` to restore at ``STARTED`` (model, optimizer, scheduler, trainer
+            epoch/iteration and this history), so training continues after its last completed epoch.
+
+    Attach it after MONAI's ``ValidationHandler`` so the epoch's validation metrics exist when it runs.
+    """
+
+    def __init__(self, output_dir: str, network: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 lr_scheduler: Any = None, evaluator: Engine | None = None, key_metric: str = "val_bacc",
+                 train_metrics: tuple[str, ...] = ("train_loss",), resume_path: str | None = None) -> None:
+        self.output_dir = Path(output_dir)
+        self.network, self.optimizer, self.lr_scheduler = network, optimizer, lr_scheduler
+        self.evaluator = evaluator
+        self.key_metric = key_metric
+        self.train_metrics = tuple(train_metrics)
+        self.history: dict[int, dict[str, float]] = {}
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None
+        self.resume_path = resume_path
+        self.trainer: Engine | None = None
+
+    # state restored by CheckpointLoader (key "run")
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "history": {int(e): dict(m) for e, m in self.history.items()},
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.history = {int(e): {k: float(v) for k, v in m.items()} for e, m in state["history"].items()}
+        self.best_value = state["best_value"]
+        self.best_epoch = state["best_epoch"]
+
+    @property
+    def last_path(self) -> Path:
+        return self.output_dir / LAST_CHECKPOINT
+
+    @property
+    def best_path(self) -> Path:
+        return self.output_dir / BEST_MODEL
+
+    def attach(self, engine: Engine) -> None:
+        self.trainer = engine
+        if self.resume_path:
+            engine.add_event_handler(Events.STARTED, self.restore)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
+
+    def restore(self, engine: Engine) -> None:
+        """Load ``resume_path`` into the network, optimizer, scheduler, engine state and history."""
+        ckpt = torch.load(self.resume_path, map_location="cpu", weights_only=True)
+        unwrap_model(self.network).load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.lr_scheduler is not None and "lr_scheduler" in ckpt:
+            self.lr_scheduler.load_state_dict(ckpt["lr_scheduler"])
+        max_epochs = engine.state.max_epochs
+        engine.load_state_dict(ckpt["trainer"])
+        if engine.state.epoch > max_epochs:
+            raise ValueError(
+                f"{self.resume_path} is at epoch {engine.state.epoch}, beyond the configured epochs={max_epochs}"
+            )
+        engine.state.max_epochs = max_epochs  # the configuration decides how long training goes
+        self.load_state_dict(ckpt["run"])
+
+    def epoch_metrics(self, engine: Engine) -> dict[str, float]:
+        metrics = {k: float(engine.state.metrics[k]) for k in self.train_metrics if k in engine.state.metrics}
+        if self.evaluator is not None and self.evaluator.state is not None:
+            metrics.update({k: float(v) for k, v in self.evaluator.state.metrics.items() if _is_number(v)})
+        return metrics
+
+    def epoch_completed(self, engine: Engine) -> None:
+        epoch = engine.state.epoch
+        metrics = self.epoch_metrics(engine)
+        self.history[epoch] = metrics
+        value = metrics.get(self.key_metric)
+        improved = self.evaluator is None or (
+            value is not None and not math.isnan(value) and (self.best_value is None or value > self.best_value)
+        )
+        if improved:
+            self.best_value, self.best_epoch = value, epoch
+        if not _is_rank0():
+            return
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        net = unwrap_model(self.network)
+        if improved:
+            _atomic_save(net.state_dict(), self.best_path)
+        state = {
+            "model": net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "trainer": engine.state_dict(),
+            "run": self.state_dict(),
+        }
+        if self.lr_scheduler is not None:
+            state["lr_scheduler"] = self.lr_scheduler.state_dict()
+        # written last: a checkpoint never claims an epoch whose best model was not saved
+        _atomic_save(state, self.last_path)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) or (isinstance(v, torch.Tensor) and v.numel() == 1)

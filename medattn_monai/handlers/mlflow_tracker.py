@@ -1,0 +1,183 @@
+"""The bundle's MLflow tracking: one run per training, with the tags, params, metrics, artifacts and status rules of
+``docs/tracking.md``.
+
+- A new run is created at ``STARTED`` (names never repeat); with ``resume=True`` the run recorded in the run
+  folder's ``run.json`` is reopened instead, so an interrupted training finishes in the same run.
+- Epoch metrics come from the :class:`RunCheckpointer`'s history and are logged once per (key, epoch): a resumed run
+  that repeats an epoch never logs a step twice.
+- ``COMPLETED`` logs ``best_<key>`` and uploads the run folder's files, then marks the run FINISHED; an exception
+  marks it FAILED (Ctrl-C: KILLED) after uploading what exists, then propagates.
+- MONAI's own ``MLFlowHandler`` (added by ``python -m monai.bundle run … --tracking mlflow``) is detached from the
+  engines before they log anything else, so nothing is logged twice; it shares this run through the bundle's
+  ``run_name``/``tracking_uri``/``experiment_name`` keys.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from ignite.engine import Engine, Events
+
+from ..errors import MedattnError, error_message, find_medattn_error
+from ..tracking.runs import create_run, end_run, log_params_once, open_client, reopen_run, stringify
+from ..tracking.store import resolve_tracking_uri
+
+__all__ = ["MLflowTracker", "RUN_INFO", "read_run_info", "detach_foreign_mlflow_handlers"]
+
+RUN_INFO = "run.json"
+logger = logging.getLogger(__name__)
+
+
+def read_run_info(run_dir: str | Path) -> dict[str, Any]:
+    """The ``run.json`` a training wrote into its folder (run id, name, experiment, store, params)."""
+    path = Path(run_dir) / RUN_INFO
+    if not path.is_file():
+        raise MedattnError(f"{run_dir} is not a run folder: {RUN_INFO} not found")
+    return json.loads(path.read_text())
+
+
+def detach_foreign_mlflow_handlers(engine: Engine, keep: object) -> int:
+    """Remove every MONAI ``MLFlowHandler`` method from ``engine`` except ``keep``'s; returns how many."""
+    from monai.handlers import MLFlowHandler
+
+    removed = 0
+    # Ignite keeps handlers in Engine._event_handlers (no public listing); removal itself is public API
+    for event, entries in list(engine._event_handlers.items()):
+        for handler, _, _ in list(entries):
+            owner = getattr(handler, "__self__", None)
+            if isinstance(owner, MLFlowHandler) and owner is not keep:
+                engine.remove_event_handler(handler, event)
+                removed += 1
+    return removed
+
+
+class MLflowTracker:
+    """Ignite handler that records a training run in MLflow.
+
+    Args:
+        tracking_uri: MLflow store (None: ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlruns/mlflow.db``).
+        experiment_name: the experiment (``isic``, ``camelyon17``, ``isic-demo``, …).
+        run_name: the run's unique name.
+        output_dir: the run folder (checkpoints, ``run.json``); its files are uploaded as artifacts.
+        params: hyper-parameters logged as MLflow params (every user-facing knob of the bundle).
+        tags: the design's tags (dataset, backbone, attention, …, run_type, cell, git_commit).
+        checkpointer: the :class:`RunCheckpointer` whose history holds the epoch metrics.
+        evaluators: engines (validation) to clear of MONAI's ``MLFlowHandler`` as well.
+        resume: reopen the run recorded in ``output_dir/run.json`` instead of creating one.
+        key_metric: metric summarised as ``best_<key_metric>`` and ``best_epoch`` at the end.
+        extra_info: more fields for ``run.json`` (e.g. the bundle root and config files, for ``medattn resume``).
+    """
+
+    def __init__(self, tracking_uri: str | None, experiment_name: str, run_name: str, output_dir: str,
+                 params: Mapping[str, Any], tags: Mapping[str, Any], checkpointer: Any,
+                 evaluators: Sequence[Engine] = (), resume: bool = False, key_metric: str = "val_bacc",
+                 extra_info: Mapping[str, Any] | None = None) -> None:
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.experiment_name = experiment_name
+        self.run_name = run_name
+        self.output_dir = Path(output_dir)
+        self.params = dict(params)
+        self.tags = dict(tags)
+        self.checkpointer = checkpointer
+        self.evaluators = [e for e in evaluators if e is not None]
+        self.resume = resume
+        self.key_metric = key_metric
+        self.extra_info = dict(extra_info or {})
+        self.client: Any = None
+        self.run_id: str | None = None
+        self._logged: set[tuple[str, int]] = set()
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self.started)
+        engine.add_event_handler(Events.COMPLETED, self.completed)
+        engine.add_event_handler(Events.EXCEPTION_RAISED, self.exception_raised)
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+    def started(self, engine: Engine) -> None:
+        for e in (engine, *self.evaluators):
+            if detach_foreign_mlflow_handlers(e, keep=self):
+                logger.info("MONAI's MLFlowHandler detached: the bundle's tracker records this run")
+        if self.run_id is not None:  # the engine was run again in this process: keep recording into the same run
+            return
+        self.client = open_client(self.tracking_uri)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if self.resume:
+            info = read_run_info(self.output_dir)
+            self.run_id = info["run_id"]
+            reopen_run(self.client, self.run_id)
+            self._load_logged_steps()
+            logger.info("resuming MLflow run %s (%s)", self.run_name, self.run_id)
+        else:
+            self.run_id = create_run(self.client, self.experiment_name, self.run_name, self.tags)
+        log_params_once(self.client, self.run_id, self.params)
+        self._write_run_info()
+        # registered now, not in attach(): this runs after every other epoch handler (validation, checkpoint)
+        if not engine.has_event_handler(self.epoch_completed, Events.EPOCH_COMPLETED):
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
+
+    def _write_run_info(self) -> None:
+        info = {
+            "run_id": self.run_id,
+            "run_name": self.run_name,
+            "experiment_name": self.experiment_name,
+            "tracking_uri": self.tracking_uri,
+            "params": {k: v for k, v in self.params.items()},
+            **self.extra_info,
+        }
+        tmp = self.output_dir / f".{RUN_INFO}.tmp"
+        tmp.write_text(json.dumps(info, indent=1, default=str) + "\n")
+        tmp.replace(self.output_dir / RUN_INFO)
+
+    def _load_logged_steps(self) -> None:
+        keys = {k for metrics in self.checkpointer.history.values() for k in metrics}
+        keys |= set(self.client.get_run(self.run_id).data.metrics)
+        for key in keys:
+            for m in self.client.get_metric_history(self.run_id, key):
+                self._logged.add((key, int(m.step)))
+
+    def epoch_completed(self, engine: Engine) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [
+            Metric(key, float(value), now, int(epoch))
+            for epoch, metrics in sorted(self.checkpointer.history.items())
+            for key, value in metrics.items()
+            if (key, int(epoch)) not in self._logged
+        ]
+        if batch:
+            self.client.log_batch(self.run_id, metrics=batch)
+            self._logged.update((m.key, m.step) for m in batch)
+
+    def _artifacts(self) -> Iterable[Path]:
+        return sorted(p for p in self.output_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+
+    def completed(self, engine: Engine) -> None:
+        if self.run_id is None:
+            return
+        self.epoch_completed(engine)  # in case the last epoch's handler order left something out
+        summary = {}
+        if self.checkpointer.best_value is not None:
+            summary[f"best_{self.key_metric}"] = float(self.checkpointer.best_value)
+            summary["best_epoch"] = float(self.checkpointer.best_epoch)
+        for key, value in summary.items():
+            self.client.log_metric(self.run_id, key, value, step=0)
+        end_run(self.client, self.run_id, "FINISHED", self._artifacts())
+        logger.info("MLflow run %s FINISHED (%s)", self.run_name, self.run_id)
+
+    def exception_raised(self, engine: Engine, e: BaseException) -> None:
+        if self.run_id is not None:
+            status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
+            try:
+                self.client.set_tag(self.run_id, "error", stringify(error_message(e))[:4000])
+                end_run(self.client, self.run_id, status, self._artifacts())
+            except Exception as log_error:  # noqa: BLE001 - the original error matters more
+                logger.warning("could not mark MLflow run %s %s: %s", self.run_id, status, log_error)
+        err = find_medattn_error(e)
+        if err is not None:  # one clear line, not the DataLoader worker's traceback
+            raise type(err)(error_message(err)) from None
+        raise e

@@ -1,0 +1,137 @@
+"""Collect an evaluator's predictions: metrics per split, a predictions CSV and a confusion matrix.
+
+Predictions CSV (``predictions_<split>.csv``): ``image, label (if known), pred, prob_<class>…``; ``label`` and
+``pred`` are class indices, ``image`` the path as the datalist gives it. Metrics, named ``<prefix>_<metric>``:
+``bacc`` (balanced accuracy), ``auc`` (macro one-vs-rest ROC AUC over the classes present with both positives and
+negatives) and ``recall_<class>`` for every class present. Under DDP the predictions of all ranks are gathered first.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from ignite.engine import Engine, Events
+
+from ..metrics.balanced_accuracy import balanced_accuracy_from_confusion, per_class_recall
+
+__all__ = ["PredictionWriter", "SPLIT_PREFIX", "classification_metrics", "macro_auc"]
+
+# metric prefix of each split ("val" is kept for the per-epoch validation series of training)
+SPLIT_PREFIX = {"training": "train", "validation": "validation", "test": "test", "val_ood": "val_ood",
+                "test_ood": "test_ood"}
+
+
+def macro_auc(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Macro one-vs-rest ROC AUC over classes that have both positives and negatives (NaN if none has)."""
+    from monai.metrics import compute_roc_auc
+
+    aucs = []
+    for k in range(probs.shape[1]):
+        positive = labels == k
+        if positive.any() and (~positive).any():
+            aucs.append(compute_roc_auc(torch.as_tensor(probs[:, k]), torch.as_tensor(positive.astype(np.int64))))
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
+def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str],
+                           prefix: str) -> tuple[dict[str, float], np.ndarray]:
+    """``<prefix>_bacc``, ``<prefix>_auc``, ``<prefix>_recall_<class>`` and the confusion matrix (rows: truth)."""
+    k = len(classes)
+    pred = probs.argmax(axis=1)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (labels, pred), 1)
+    metrics = {f"{prefix}_bacc": balanced_accuracy_from_confusion(confusion), f"{prefix}_auc": macro_auc(probs, labels)}
+    for name, recall in zip(classes, per_class_recall(confusion)):
+        if not np.isnan(recall):
+            metrics[f"{prefix}_recall_{name}"] = float(recall)
+    return metrics, confusion
+
+
+def _gather(array: np.ndarray) -> np.ndarray:
+    if not (dist.is_available() and dist.is_initialized()):
+        return array
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, array)
+    return np.concatenate(parts)
+
+
+class PredictionWriter:
+    """Ignite handler for an evaluator whose batches carry ``label`` and ``index`` (see ``data/dataset.py``).
+
+    Args:
+        classes: class names, in label order.
+        output_dir: folder of the CSVs (written on rank 0).
+        split: name of the split being evaluated (set it before each run when one evaluator serves several).
+        write_files: write the predictions and confusion CSVs.
+    """
+
+    def __init__(self, classes: Sequence[str], output_dir: str, split: str = "test", write_files: bool = True) -> None:
+        self.classes = list(classes)
+        self.output_dir = Path(output_dir)
+        self.split = split
+        self.write_files = write_files
+        self.results: dict[str, dict[str, float]] = {}
+        self.files: list[Path] = []
+        self._probs: list[torch.Tensor] = []
+        self._index: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self._complete)
+
+    def _reset(self, engine: Engine) -> None:
+        self._probs, self._index, self._labels = [], [], []
+
+    def _collect(self, engine: Engine) -> None:
+        logits = engine.state.output["pred"]
+        self._probs.append(torch.softmax(logits.float(), dim=1).cpu())
+        self._index.append(torch.as_tensor(engine.state.batch["index"]).cpu())
+        self._labels.append(torch.as_tensor(engine.state.batch.get("label", torch.full_like(self._index[-1], -1))))
+
+    def _complete(self, engine: Engine) -> None:
+        probs = _gather(torch.cat(self._probs).numpy())
+        index = _gather(torch.cat(self._index).numpy())
+        labels = _gather(torch.cat(self._labels).cpu().numpy())
+        order = np.argsort(index, kind="stable")
+        probs, index, labels = probs[order], index[order], labels[order]
+        known = (labels >= 0).all()
+        prefix = SPLIT_PREFIX.get(self.split, self.split)
+        metrics: dict[str, float] = {}
+        confusion = None
+        if known:
+            metrics, confusion = classification_metrics(probs, labels, self.classes, prefix)
+            engine.state.metrics.update(metrics)
+        self.results[self.split] = metrics
+        if self.write_files and (not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0):
+            items = engine.data_loader.dataset.data
+            self._write(probs, index, labels if known else None, confusion, items)
+
+    def _write(self, probs: np.ndarray, index: np.ndarray, labels: np.ndarray | None, confusion: np.ndarray | None,
+               items: Sequence[dict]) -> None:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        by_index = {int(item["index"]): item for item in items}
+        path = self.output_dir / f"predictions_{self.split}.csv"
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["image", *(["label"] if labels is not None else []), "pred", *(f"prob_{c}" for c in self.classes)])
+            for row, i in enumerate(index):
+                item = by_index[int(i)]
+                label = [int(labels[row])] if labels is not None else []
+                w.writerow([item.get("image_id", item["image"]), *label, int(probs[row].argmax()),
+                            *(f"{p:.6f}" for p in probs[row])])
+        self.files.append(path)
+        if confusion is not None:
+            cpath = self.output_dir / f"confusion_{self.split}.csv"
+            with open(cpath, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["true \\ pred", *self.classes])
+                for name, row in zip(self.classes, confusion):
+                    w.writerow([name, *row.tolist()])
+            self.files.append(cpath)

@@ -1,0 +1,103 @@
+"""Opening, reattaching and closing MLflow runs with the project's store and status rules."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Iterable, Mapping
+
+from ..errors import ConfigError
+from .store import default_artifact_location, resolve_tracking_uri
+
+__all__ = ["open_client", "get_or_create_experiment", "create_run", "reopen_run", "log_params_once", "end_run",
+           "stringify"]
+
+logger = logging.getLogger(__name__)
+
+
+def open_client(tracking_uri: str | None = None):  # noqa: ANN201 - mlflow is imported lazily
+    """An ``MlflowClient`` on the resolved store (see :func:`resolve_tracking_uri`)."""
+    import mlflow
+
+    uri = resolve_tracking_uri(tracking_uri)
+    try:
+        return mlflow.MlflowClient(tracking_uri=uri)
+    except Exception as e:  # noqa: BLE001 - a bad URI surfaces as many exception types
+        raise ConfigError(f"cannot open the MLflow store {uri}: {e}") from None
+
+
+def get_or_create_experiment(client: Any, name: str) -> str:
+    """Id of experiment ``name``, created (with artifacts beside a sqlite store) when missing. Safe under races."""
+    from mlflow.exceptions import MlflowException
+
+    for _ in range(5):
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            if exp.lifecycle_stage != "active":
+                raise ConfigError(f"MLflow experiment {name!r} is deleted; restore it or choose another name")
+            return exp.experiment_id
+        try:
+            location = default_artifact_location(client.tracking_uri, name)
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException as e:
+            if "already exists" not in str(e).lower() and "RESOURCE_ALREADY_EXISTS" not in str(e):
+                raise
+            time.sleep(0.2)  # another worker created it first
+    raise ConfigError(f"cannot create or find MLflow experiment {name!r}")
+
+
+def stringify(value: Any) -> str:
+    """MLflow param/tag text of a config value (lists as JSON-like text, None as 'None')."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(stringify(v) for v in value) + "]"
+    return str(value)
+
+
+def create_run(client: Any, experiment: str, run_name: str, tags: Mapping[str, Any]) -> str:
+    """Create a RUNNING run; refuses a name already used in the experiment (names identify runs)."""
+    exp_id = get_or_create_experiment(client, experiment)
+    existing = client.search_runs([exp_id], filter_string=f"attributes.run_name = '{run_name}'", max_results=1)
+    if existing:
+        raise ConfigError(
+            f"a run named {run_name!r} already exists in experiment {experiment!r} "
+            f"(run id {existing[0].info.run_id}); resume it or choose another run_name"
+        )
+    run = client.create_run(exp_id, run_name=run_name, tags={k: stringify(v) for k, v in tags.items() if v is not None})
+    return run.info.run_id
+
+
+def reopen_run(client: Any, run_id: str) -> Any:
+    """Mark an interrupted (RUNNING, FAILED or KILLED) run RUNNING again and return it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError(f"MLflow run {run_id} not found in store {client.tracking_uri}") from None
+    if run.info.status == "FINISHED":
+        raise ConfigError(f"MLflow run {run_id} ({run.info.run_name}) already FINISHED: nothing to resume")
+    client.update_run(run_id, status="RUNNING")
+    return run
+
+
+def log_params_once(client: Any, run_id: str, params: Mapping[str, Any]) -> None:
+    """Log params that the run does not have yet (params are immutable in MLflow)."""
+    from mlflow.entities import Param
+
+    have = client.get_run(run_id).data.params
+    new = [Param(k, stringify(v)) for k, v in params.items() if k not in have]
+    for i in range(0, len(new), 100):
+        client.log_batch(run_id, params=new[i : i + 100])
+
+
+def end_run(client: Any, run_id: str, status: str, artifacts: Iterable[Any] = ()) -> None:
+    """Upload existing artifact files, then set the final status (FINISHED, FAILED or KILLED)."""
+    import os
+
+    for path in artifacts:
+        if path and os.path.isfile(path):
+            try:
+                client.log_artifact(run_id, str(path))
+            except Exception as e:  # noqa: BLE001 - never lose the status update over an upload
+                logger.warning("could not upload artifact %s: %s", path, e)
+    client.set_terminated(run_id, status=status)
