@@ -17,6 +17,7 @@ from medattn_monai.explain import (
     feature_usage_table,
     holm,
     kernel_ci_test,
+    render_feature_usage,
 )
 
 
@@ -256,7 +257,7 @@ def test_holm_agrees_with_statsmodels():
     np.testing.assert_allclose(holm(p), multipletests(p, method="holm")[1])
 
 
-def test_feature_usage_table():
+def test_feature_usage_table_and_its_bar_plot(tmp_path):
     rng = np.random.default_rng(11)
     labels, logits = _model_outputs(rng, n=240)
     artefact = rng.random(240) < 0.4
@@ -275,6 +276,8 @@ def test_feature_usage_table():
     assert table.loc[0, "p"] == conditional_permutation_test(outputs, artefact, labels, n_permutations=400, seed=3)
     assert table.loc[0, "p_holm"] < 0.01
     assert table.loc[1, "n_used"] == int(features["age"].notna().sum())
+    png = render_feature_usage(tmp_path / "fu" / "bars.png", table)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(DataError, match="not given"):
         feature_usage_table(outputs, features, labels, n_permutations=10, kinds={"colour": "binary"})
     with pytest.raises(DataError):

@@ -22,7 +22,7 @@ from .feature_usage import feature_usage_table, holm
 from .gradcam import grad_cam, normalize_maps, upsample_maps
 from .kernel_ci import kernel_ci_test
 from .map_checks import map_rank_correlation, mask_share, mask_share_by_class, mask_share_frame
-from .rendering import render_contact_sheet, render_explanation
+from .rendering import render_contact_sheet, render_explanation, render_feature_usage
 
 __all__ = [
     "PermutationTestResult",
@@ -41,6 +41,7 @@ __all__ = [
     "normalize_maps",
     "render_contact_sheet",
     "render_explanation",
+    "render_feature_usage",
     "rollout_attention_matrices",
     "upsample_maps",
 ]

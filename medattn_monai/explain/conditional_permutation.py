@@ -81,8 +81,14 @@ def feature_kind(values) -> str:
     return "continuous"
 
 
-def _prepare(outputs, feature, labels, kind: str):
-    """Validate, drop rows with a missing feature value, and return numpy inputs plus the resolved kind."""
+def prepare_test_inputs(outputs, feature, labels, kind: str):
+    """Validate the inputs of a conditional test and drop the rows whose feature value is missing.
+
+    Returns:
+        ``(outputs, values, labels, kind)``: N' x K float outputs; the feature as floats (continuous) or integer
+        level codes (binary, categorical); the labels; the resolved kind. Shared with the KCI test so both see the
+        same rows.
+    """
     if kind not in FEATURE_KINDS:
         raise ValueError(f"kind={kind!r} is not one of {FEATURE_KINDS}")
     out = np.asarray(outputs, dtype=np.float64)
@@ -154,7 +160,7 @@ def conditional_permutation_result(
     if int(n_permutations) < 1:
         raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
     n_permutations = int(n_permutations)
-    out, values, lab, kind = _prepare(outputs, feature, labels, kind)
+    out, values, lab, kind = prepare_test_inputs(outputs, feature, labels, kind)
     rng = np.random.default_rng(seed)
 
     observed = 0.0

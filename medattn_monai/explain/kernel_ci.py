@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError
-from .conditional_permutation import _prepare
+from .conditional_permutation import prepare_test_inputs
 
 __all__ = ["kernel_ci_test"]
 
@@ -54,7 +54,7 @@ def kernel_ci_test(outputs, feature, labels, *, max_n: int = 1000, seed: int = 0
         ) from exc
     if max_n < 10:
         raise ValueError(f"max_n must be >= 10, got {max_n}")
-    out, values, lab, kind = _prepare(outputs, feature, labels, kind)
+    out, values, lab, kind = prepare_test_inputs(outputs, feature, labels, kind)
     if len(lab) > max_n:
         rows = np.sort(np.random.default_rng(seed).choice(len(lab), size=max_n, replace=False))
         out, values, lab = out[rows], values[rows], lab[rows]

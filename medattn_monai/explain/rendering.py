@@ -1,4 +1,7 @@
-"""PNG figures of explanation maps: one per image and a contact sheet (matplotlib, Agg backend; no tracker)."""
+"""PNG figures: explanation maps (one per image, a contact sheet) and the feature-usage bar plot.
+
+matplotlib's Agg canvas, given arrays; logging the files to a tracker is the caller's job.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["render_contact_sheet", "render_explanation"]
+__all__ = ["render_contact_sheet", "render_explanation", "render_feature_usage"]
 
 _OVERLAY_ALPHA = 0.5
 
@@ -157,6 +160,41 @@ def render_contact_sheet(
         pred = preds[i] if preds is not None else None
         label = labels[i] if labels is not None else None
         group[0].set_title(_title(pred, label, class_names), fontsize=7, loc="left")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight")
+    return path
+
+
+def render_feature_usage(path: str | Path, table, *, alpha: float = 0.05, dpi: int = 100) -> Path:
+    """Write a bar plot of -log10 p per feature (raw and Holm-corrected) with the alpha threshold.
+
+    Args:
+        path: output PNG path (parent folders are created).
+        table: :func:`~medattn_monai.explain.feature_usage_table`'s data frame (columns ``feature, p, p_holm``).
+        alpha: significance level drawn as a horizontal line.
+        dpi: resolution.
+
+    Returns:
+        The written path.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    figure_cls, canvas_cls = _figure_module()
+    names = [str(name) for name in table["feature"]]
+    positions = np.arange(len(names))
+    fig = figure_cls(figsize=(max(4.0, 0.6 * len(names) + 2), 3.5))
+    canvas_cls(fig)
+    ax = fig.subplots()
+    width = 0.4
+    ax.bar(positions - width / 2, -np.log10(np.asarray(table["p"], dtype=float)), width, label="p")
+    ax.bar(positions + width / 2, -np.log10(np.asarray(table["p_holm"], dtype=float)), width, label="p (Holm)")
+    ax.axhline(-np.log10(alpha), color="black", linestyle="--", linewidth=1, label=f"alpha = {alpha:g}")
+    ax.set_xticks(positions)
+    ax.set_xticklabels(names, rotation=45, ha="right")
+    ax.set_ylabel("-log10 p")
+    ax.set_title("feature usage given the true label")
+    ax.legend(fontsize=8)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight")
