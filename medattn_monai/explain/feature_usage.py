@@ -1,0 +1,104 @@
+"""Feature usage across several annotated features: one conditional test per feature, Holm-corrected."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from .conditional_permutation import conditional_permutation_result
+from .kernel_ci import kernel_ci_test
+
+__all__ = ["feature_usage_table", "holm"]
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979), valid under any dependence between the tests.
+
+    ``p_holm_(i) = max_{j <= i} min(1, (m - j + 1) p_(j))`` over the ascending order; missing values (NaN) stay
+    missing and do not count towards m.
+
+    Args:
+        p_values: m p-values.
+
+    Returns:
+        The adjusted p-values, in the input order.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    adjusted = np.full(p.shape, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    m = len(valid)
+    if m == 0:
+        return adjusted
+    order = valid[np.argsort(p[valid], kind="stable")]
+    steps = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    adjusted[order] = np.maximum.accumulate(steps)
+    return adjusted
+
+
+def feature_usage_table(
+    outputs,
+    features,
+    labels,
+    *,
+    n_permutations: int = 10000,
+    seed: int = 0,
+    kinds: Mapping[str, str] | None = None,
+    kci: bool = False,
+    kci_max_n: int = 1000,
+) -> pd.DataFrame:
+    """Test each feature for use by the model given the true label, and Holm-correct across features.
+
+    Every feature is tested with :func:`~medattn_monai.explain.conditional_permutation_test` under the same
+    ``seed``, so a row's ``p`` equals that function's result for the feature alone.
+
+    Args:
+        outputs: N x K class probabilities.
+        features: a data frame (one column per feature) or a mapping of feature name to N values.
+        labels: N true class indices.
+        n_permutations: permutations per feature.
+        seed: permutation seed (and KCI subsample seed).
+        kinds: optional encoding per feature name (``"binary"``, ``"categorical"``, ``"continuous"``); others
+            are ``"auto"``.
+        kci: also run the KCI test (causal-learn) as a second opinion, Holm-corrected on its own.
+        kci_max_n: rows given to KCI (a seeded subsample above that).
+
+    Returns:
+        One row per feature, in the given order, with columns ``feature, kind, statistic, p, p_holm, n_used``
+        (and ``p_kci, p_kci_holm`` when ``kci``). ``statistic`` is the share of within-label output variance the
+        feature explains; ``n_used`` the rows with a value for the feature. A feature with fewer than two usable
+        rows gets ``statistic`` 0 and ``p`` 1.
+    """
+    columns = dict(features.items()) if isinstance(features, (pd.DataFrame, Mapping)) else None
+    if columns is None:
+        raise DataError(f"features must be a data frame or a mapping of name to values, got {type(features).__name__}")
+    if not columns:
+        raise DataError("no features to test")
+    kinds = dict(kinds or {})
+    unknown = sorted(set(kinds) - set(columns))
+    if unknown:
+        raise DataError(f"kinds names features that are not given: {unknown}")
+    rows = []
+    for name, values in columns.items():
+        values = values.to_numpy() if isinstance(values, pd.Series) else values
+        kind = kinds.get(name, "auto")
+        result = conditional_permutation_result(
+            outputs, values, labels, n_permutations=n_permutations, seed=seed, kind=kind
+        )
+        row = {
+            "feature": str(name),
+            "kind": result.kind,
+            "statistic": result.statistic,
+            "p": result.p_value,
+            "n_used": result.n_used,
+        }
+        if kci:
+            row["p_kci"] = kernel_ci_test(outputs, values, labels, max_n=kci_max_n, seed=seed, kind=kind)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table.insert(table.columns.get_loc("p") + 1, "p_holm", holm(table["p"]))
+    if kci:
+        table["p_kci_holm"] = holm(table["p_kci"])
+    return table

@@ -1,0 +1,201 @@
+"""PNG figures: explanation maps (one per image, a contact sheet) and the feature-usage bar plot.
+
+matplotlib's Agg canvas, given arrays; logging the files to a tracker is the caller's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["render_contact_sheet", "render_explanation", "render_feature_usage"]
+
+_OVERLAY_ALPHA = 0.5
+
+
+def _figure_module():
+    # the object-oriented Figure API with the Agg canvas needs no pyplot state and leaves the process-wide
+    # backend alone, so figures never leak between calls and no display is needed
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # pragma: no cover - matplotlib comes with mlflow
+        raise ImportError("rendering explanations needs matplotlib: pip install matplotlib") from exc
+
+    return Figure, FigureCanvasAgg
+
+
+def _array(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+def _display_image(image) -> np.ndarray:
+    """H x W (grey) or H x W x 3 in [0, 1] from C x H x W, H x W x C or H x W; min-max scaled for display,
+    which also undoes any intensity normalisation of the network input."""
+    img = _array(image).astype(np.float64)
+    if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
+        img = np.moveaxis(img, 0, -1)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim not in (2, 3):
+        raise ValueError(f"image must be H x W, C x H x W or H x W x C, got shape {img.shape}")
+    low, high = img.min(), img.max()
+    return (img - low) / (high - low) if high > low else np.zeros_like(img)
+
+
+def _name(index, class_names: Sequence[str] | None) -> str:
+    if index is None:
+        return "?"
+    return class_names[int(index)] if class_names is not None else str(int(index))
+
+
+def _title(pred, label, class_names) -> str:
+    return f"pred {_name(pred, class_names)} | true {_name(label, class_names)}"
+
+
+def _panels(axes, image, gradcam, attention, titles: bool) -> None:
+    img = _display_image(image)
+    cmap = "gray" if img.ndim == 2 else None
+    maps = [("image", None), ("Grad-CAM", gradcam)] + ([("attention", attention)] if attention is not None else [])
+    for ax, (label, overlay) in zip(axes, maps):
+        ax.imshow(img, cmap=cmap)
+        if overlay is not None:
+            ax.imshow(_array(overlay), cmap="jet", alpha=_OVERLAY_ALPHA, vmin=0.0, vmax=1.0)
+        if titles:
+            ax.set_title(label, fontsize=8)
+        ax.set_axis_off()
+
+
+def render_explanation(
+    path: str | Path,
+    image,
+    gradcam,
+    *,
+    attention=None,
+    pred: int | None = None,
+    label: int | None = None,
+    class_names: Sequence[str] | None = None,
+    dpi: int = 100,
+) -> Path:
+    """Write one PNG: image | Grad-CAM overlay | attention overlay (if given), predicted and true class above.
+
+    Args:
+        path: output PNG path (parent folders are created).
+        image: the input image, C x H x W (C = 1 or 3), H x W x C or H x W; scaled to [0, 1] for display.
+        gradcam: H x W map in [0, 1].
+        attention: optional H x W attention map in [0, 1].
+        pred: predicted class index.
+        label: true class index.
+        class_names: names indexed by class.
+        dpi: resolution.
+
+    Returns:
+        The written path.
+    """
+    figure_cls, canvas_cls = _figure_module()
+    n = 3 if attention is not None else 2
+    fig = figure_cls(figsize=(3 * n, 3.4))
+    canvas_cls(fig)
+    axes = fig.subplots(1, n)
+    _panels(axes, image, gradcam, attention, titles=True)
+    fig.suptitle(_title(pred, label, class_names), fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight")
+    return path
+
+
+def render_contact_sheet(
+    path: str | Path,
+    images,
+    gradcams,
+    *,
+    attentions=None,
+    preds: Sequence[int] | None = None,
+    labels: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+    per_row: int = 4,
+    max_images: int = 64,
+    dpi: int = 80,
+) -> Path:
+    """Write a contact sheet PNG: for each image its panels (image | Grad-CAM | attention), ``per_row`` per row.
+
+    Args:
+        path: output PNG path (parent folders are created).
+        images: B images (see :func:`render_explanation`).
+        gradcams: B x H x W maps in [0, 1].
+        attentions: optional B x H x W attention maps.
+        preds: optional B predicted class indices.
+        labels: optional B true class indices.
+        class_names: names indexed by class.
+        per_row: images per row of the sheet.
+        max_images: at most this many images (the first ones) are drawn.
+        dpi: resolution.
+
+    Returns:
+        The written path.
+    """
+    if per_row < 1 or max_images < 1:
+        raise ValueError(f"per_row ({per_row}) and max_images ({max_images}) must be >= 1")
+    n_images = min(len(images), max_images)
+    if n_images == 0:
+        raise ValueError("no images to draw")
+    if len(gradcams) < n_images or (attentions is not None and len(attentions) < n_images):
+        raise ValueError("images, gradcams and attentions must have the same length")
+    figure_cls, canvas_cls = _figure_module()
+    panels = 3 if attentions is not None else 2
+    cols = min(per_row, n_images)
+    rows = -(-n_images // cols)
+    fig = figure_cls(figsize=(1.8 * panels * cols, 2.0 * rows))
+    canvas_cls(fig)
+    axes = np.atleast_2d(fig.subplots(rows, panels * cols, squeeze=False))
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for i in range(n_images):
+        r, c = divmod(i, cols)
+        group = axes[r, c * panels:(c + 1) * panels]
+        _panels(group, images[i], gradcams[i], attentions[i] if attentions is not None else None, titles=False)
+        pred = preds[i] if preds is not None else None
+        label = labels[i] if labels is not None else None
+        group[0].set_title(_title(pred, label, class_names), fontsize=7, loc="left")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight")
+    return path
+
+
+def render_feature_usage(path: str | Path, table, *, alpha: float = 0.05, dpi: int = 100) -> Path:
+    """Write a bar plot of -log10 p per feature (raw and Holm-corrected) with the alpha threshold.
+
+    Args:
+        path: output PNG path (parent folders are created).
+        table: :func:`~medattn_monai.explain.feature_usage_table`'s data frame (columns ``feature, p, p_holm``).
+        alpha: significance level drawn as a horizontal line.
+        dpi: resolution.
+
+    Returns:
+        The written path.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    figure_cls, canvas_cls = _figure_module()
+    names = [str(name) for name in table["feature"]]
+    positions = np.arange(len(names))
+    fig = figure_cls(figsize=(max(4.0, 0.6 * len(names) + 2), 3.5))
+    canvas_cls(fig)
+    ax = fig.subplots()
+    width = 0.4
+    ax.bar(positions - width / 2, -np.log10(np.asarray(table["p"], dtype=float)), width, label="p")
+    ax.bar(positions + width / 2, -np.log10(np.asarray(table["p_holm"], dtype=float)), width, label="p (Holm)")
+    ax.axhline(-np.log10(alpha), color="black", linestyle="--", linewidth=1, label=f"alpha = {alpha:g}")
+    ax.set_xticks(positions)
+    ax.set_xticklabels(names, rotation=45, ha="right")
+    ax.set_ylabel("-log10 p")
+    ax.set_title("feature usage given the true label")
+    ax.legend(fontsize=8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight")
+    return path
