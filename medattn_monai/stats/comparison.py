@@ -105,6 +105,10 @@ def _compare_pair(a: pd.DataFrame, b: pd.DataFrame, alternative: str, alpha: flo
     }
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _seeds_needed(m: int, alpha: float, alternative: str, min_p) -> int:  # noqa: ANN001
     """The fewest seeds per group for which ``m`` Holm-corrected tests can reach ``alpha``."""
     n = 2
@@ -125,7 +129,7 @@ def _reachability_notes(where: str, rows: pd.DataFrame, alternative: str, alpha:
             needed = _seeds_needed(m, alpha, alternative, lambda k: min_mwu_p(k, k, alternative))
             notes.append(
                 f"{where}: {names} cannot reach significance with Mann–Whitney whatever the data: with {n} vs {n_ref}"
-                f" runs the smallest possible p is {p_min:.2g}, and Holm over {m} comparisons makes it at best"
+                f" runs the smallest possible p is {p_min:.2g}, and Holm over {_plural(m, 'comparison')} makes it at best"
                 f" {min(1.0, m * p_min):.3g} > α = {alpha:g}. This needs at least {needed} seeds per group."
             )
     paired = rows[rows["wilcoxon_p"].notna()]
@@ -138,7 +142,7 @@ def _reachability_notes(where: str, rows: pd.DataFrame, alternative: str, alpha:
             notes.append(
                 f"{where}: {names} cannot reach significance with the Wilcoxon signed-rank test whatever the data:"
                 f" with {n_pairs} pairs the smallest possible p is {p_min:.2g}, at best {min(1.0, m * p_min):.3g}"
-                f" after Holm over {m} comparisons > α = {alpha:g}. This needs at least {needed} paired seeds."
+                f" after Holm over {_plural(m, 'comparison')} > α = {alpha:g}. This needs at least {needed} paired seeds."
             )
     return notes
 
