@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[Any, str]] = {
     "resume": ("medattn_monai.engine.workflow:resume", "continue an interrupted training run into the same MLflow run"),
     "evaluate": ("medattn_monai.engine.workflow:evaluate", "evaluate a trained run on its test splits"),
     "models": ("medattn_monai.networks.summary:print_model_table", "parameters and overhead of every network"),
+    "compare": ("medattn_monai.stats.compare:compare", "statistics over seeds: does a variant beat its baselines?"),
 }
 
 

@@ -1,0 +1,145 @@
+"""``medattn compare``: read the runs of an experiment, compare them, write the tables and figures, log them.
+
+The same function serves the command line and a notebook; :func:`compare_runs` is the part that needs no store.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import ConfigError
+from .comparison import ComparisonResult, compare_runs
+from .plots import cd_figure, runs_figure
+from .report import latex_report, markdown_report, terminal_report
+from .runs import load_runs
+from .two_sample import ALTERNATIVES
+
+__all__ = ["compare", "write_outputs"]
+
+
+def _file_part(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def _save(fig, path: Path) -> Path:  # noqa: ANN001 - a matplotlib Figure
+    # tight bounding box: the CD diagram writes long variant names outside its axes
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def write_outputs(
+    result: ComparisonResult,
+    runs: pd.DataFrame,
+    skipped: pd.DataFrame,
+    out: str | Path,
+    metric: str,
+    title: str,
+    settings: dict,
+) -> list[Path]:
+    """Write the tables (CSV, Markdown, LaTeX), the notes and the figures into ``out``; return the files written.
+
+    Files: ``comparison.csv``, ``groups.csv``, ``friedman.csv``, ``comparison.md``, ``comparison.tex``,
+    ``notes.txt``, ``input_runs.csv`` (the runs compared, with their ids), ``skipped_runs.csv``,
+    ``runs_<dataset>.png`` per dataset and ``cd_<dataset>_<family>.png`` per Friedman test that ran.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = {
+        "comparison.csv": result.comparisons, "groups.csv": result.groups, "friedman.csv": result.friedman,
+        "input_runs.csv": runs, "skipped_runs.csv": skipped,
+    }
+    files = []
+    for name, frame in tables.items():
+        frame.to_csv(out / name, index=False)
+        files.append(out / name)
+    texts = {
+        "comparison.md": markdown_report(result, title, settings, skipped),
+        "comparison.tex": latex_report(result, title),
+        "notes.txt": "".join(f"{note}\n" for note in result.notes),
+    }
+    for name, text in texts.items():
+        (out / name).write_text(text, encoding="utf-8")
+        files.append(out / name)
+    for dataset in sorted(runs["dataset"].unique()):
+        fig = runs_figure(runs, dataset, metric, seed=int(settings.get("seed", 0)))
+        files.append(_save(fig, out / f"runs_{_file_part(dataset)}.png"))
+    for (dataset, family), ranking in sorted(result.rankings.items()):
+        fig = cd_figure(ranking, f"{dataset} / {family}: {metric}, Friedman + Nemenyi")
+        files.append(_save(fig, out / f"cd_{_file_part(dataset)}_{_file_part(family)}.png"))
+    return files
+
+
+def _check_settings(alternative: str, alpha: float, power: float, n_boot: int) -> None:
+    if alternative not in ALTERNATIVES:
+        raise ConfigError(f"--alternative must be one of {', '.join(ALTERNATIVES)}, got {alternative!r}")
+    for name, value in (("alpha", alpha), ("power", power)):
+        if not isinstance(value, (int, float)) or not 0 < value < 1:
+            raise ConfigError(f"--{name} must be a number in (0, 1), got {value!r}")
+    if not isinstance(n_boot, int) or n_boot < 100:
+        raise ConfigError(f"--n_boot must be an integer of at least 100, got {n_boot!r}")
+
+
+def _log_comparison(experiment: str, metric: str, tracking_uri: str | None, runs: pd.DataFrame,
+                    settings: dict, files: list[Path]) -> str:
+    from ..tracking.tracked_run import tracked_run, unique_run_name
+
+    tags = {"run_type": "comparison"}
+    for key in ("dataset", "family"):
+        values = runs[key].unique()
+        if len(values) == 1:
+            tags[key] = str(values[0])
+    params = {"experiment": experiment, "n_input_runs": len(runs), **settings}
+    with tracked_run(experiment, unique_run_name(f"comparison-{metric}"), tags, tracking_uri, params) as run:
+        for path in files:
+            run.client.log_artifact(run.run_id, str(path))
+    return run.run_id
+
+
+def compare(
+    experiment: str,
+    metric: str = "test_bacc",
+    out: str = "comparison",
+    tracking_uri: str | None = None,
+    alternative: str = "two-sided",
+    alpha: float = 0.05,
+    power: float = 0.8,
+    n_boot: int = 10_000,
+    seed: int = 0,
+    higher_is_better: bool = True,
+    log: bool = True,
+) -> None:
+    """Compare the FINISHED ``run_type=train`` runs of ``experiment`` on ``metric``; write and log the results.
+
+    Args:
+        experiment: the MLflow experiment, e.g. ``isic``.
+        metric: the metric compared (its last logged value per run), e.g. ``test_bacc``.
+        out: the folder for the tables and figures.
+        tracking_uri: the MLflow store (else ``MLFLOW_TRACKING_URI``, else ``./mlruns/mlflow.db``).
+        alternative: ``two-sided`` or ``greater`` ("the attention variant scores higher"), or ``less``.
+        alpha: significance level of the warnings, the power analysis and the Nemenyi critical difference.
+        power: the power of the detectable difference.
+        n_boot: bootstrap resamples of the confidence interval.
+        seed: bootstrap seed.
+        higher_is_better: False for a metric where lower is better (a loss): it sets the Friedman ranking.
+        log: also record the outputs as a ``run_type=comparison`` run in ``experiment``.
+    """
+    _check_settings(alternative, alpha, power, n_boot)
+    runs, skipped = load_runs(experiment, metric, tracking_uri)
+    settings = {"metric": metric, "alternative": alternative, "alpha": alpha, "power": power, "n_boot": n_boot,
+                "seed": seed, "higher_is_better": higher_is_better}
+    result = compare_runs(runs, alternative=alternative, alpha=alpha, power=power, n_boot=n_boot, seed=seed,
+                          higher_is_better=higher_is_better)
+    title = f"Comparison of {metric} in experiment {experiment}"
+    files = write_outputs(result, runs, skipped, out, metric, title, settings)
+    print(terminal_report(result, title, settings))
+    if len(skipped):
+        print(f"\n{len(skipped)} run(s) skipped:")
+        for row in skipped.itertuples(index=False):
+            print(f"- {row.run_id} {row.run_name}: {row.reason}")
+    print(f"\nWrote {len(files)} files to {out}")
+    if log:
+        run_id = _log_comparison(experiment, metric, tracking_uri, runs, settings, files)
+        print(f"Logged them as comparison run {run_id} in experiment {experiment}")

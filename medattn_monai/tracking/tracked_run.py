@@ -1,0 +1,75 @@
+"""One MLflow run from start to end status, without MLflow's global state.
+
+Every command that records something (a comparison, an explanation) opens its run here, so the status rules of
+``design.md`` hold everywhere: an exception ends the run FAILED, Ctrl-C ends it KILLED, a normal exit FINISHED.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator, Mapping, NamedTuple
+
+from .naming import RUN_TYPES, git_commit
+from .store import default_artifact_location, resolve_tracking_uri
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+__all__ = ["TrackedRun", "tracked_run", "unique_run_name"]
+
+
+class TrackedRun(NamedTuple):
+    """The client bound to the store and the id of the open run."""
+
+    client: "MlflowClient"
+    run_id: str
+
+
+def unique_run_name(prefix: str) -> str:
+    """``<prefix>-<YYYYmmdd-HHMMSS>-<4 hex>``: a run name that does not repeat, even for concurrent workers."""
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+@contextmanager
+def tracked_run(
+    experiment: str,
+    run_name: str,
+    tags: Mapping[str, str],
+    tracking_uri: str | None = None,
+    params: Mapping[str, object] | None = None,
+) -> Iterator[TrackedRun]:
+    """Open a run in ``experiment`` (created if missing), yield it, and end it with the status the exit calls for.
+
+    Args:
+        experiment: experiment name; a new one gets :func:`default_artifact_location`.
+        run_name: the run's name (see :func:`unique_run_name`).
+        tags: tags of the vocabulary in ``design.md``; ``run_type`` is required, ``git_commit`` is added if absent.
+        tracking_uri: see :func:`resolve_tracking_uri`.
+        params: logged as parameters at the start.
+    """
+    from mlflow import MlflowClient
+
+    if tags.get("run_type") not in RUN_TYPES:
+        raise ValueError(f"tags['run_type'] must be one of {RUN_TYPES}, got {tags.get('run_type')!r}")
+    uri = resolve_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        experiment_id = found.experiment_id
+    else:
+        experiment_id = client.create_experiment(experiment, default_artifact_location(uri, experiment))
+    all_tags = {"git_commit": git_commit(), **{k: str(v) for k, v in tags.items()}}
+    run_id = client.create_run(experiment_id, run_name=run_name, tags=all_tags).info.run_id
+    try:
+        for key, value in (params or {}).items():
+            client.log_param(run_id, key, value)
+        yield TrackedRun(client, run_id)
+    except KeyboardInterrupt:
+        client.set_terminated(run_id, "KILLED")
+        raise
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")

@@ -1,0 +1,218 @@
+"""``medattn compare`` end to end: runs with known metric values in a temporary sqlite MLflow store, the command,
+its tables, figures and the ``run_type=comparison`` run.
+
+Expected numbers (sources as in test_stats.py):
+- plain = 0.70 + 0.002 i, ga = 0.74 + 0.003 i, matched-ga = 0.71 + 0.002 i, vit = 0.60 + 0.001 i, seeds i = 0..9.
+- Welch ga vs plain: t = 12.8909, df = 15.6804, p = 9.32746634635e-10 (mpmath betainc); it is the second smallest of
+  the three ga comparisons, so Holm doubles it.
+- Mann–Whitney: every ga comparison separates completely: 2 / C(20, 10) = 1.0825088e-05 each (by hand), Holm over
+  3 equal p-values: 3 times that.
+- Paired (seed i with seed i): differences all positive, Wilcoxon 2 / 2^10 (by hand); paired t = 46.4787, df 9,
+  p = 4.94533318761e-12 (mpmath).
+- Hedges' g = 5.52138685651, pooled sd = 0.00771902411794 (mpmath); detectable difference = 1.32494739258 * sd.
+- Friedman over ga, matched-ga, plain, vit: every seed ranks them 1, 2, 3, 4: chi2 = 0.06 * 3000 - 150 = 30, df 3,
+  p = erfc(sqrt(15)) + sqrt(60/pi) e^-15 = 1.38005703129e-06 (mpmath); Nemenyi CD = 2.569 * sqrt(20/60) (Demšar).
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from medattn_monai.cli import main  # noqa: E402
+
+EXPERIMENT = "isic-demo"
+REPO = Path(__file__).resolve().parents[1]
+
+VALUES = {
+    ("resnet18", "plain"): [0.70 + 0.002 * i for i in range(10)],
+    ("resnet18", "ga"): [0.74 + 0.003 * i for i in range(10)],
+    ("resnet18", "matched-ga"): [0.71 + 0.002 * i for i in range(10)],
+    ("resnet18", "vit"): [0.60 + 0.001 * i for i in range(10)],
+    ("resnet18", "se"): [0.75],
+    ("densenet121", "plain"): [0.65, 0.66, 0.67],
+    ("densenet121", "ga"): [0.68, 0.69, 0.70],
+}
+
+
+def _tags(family: str, variant: str, seed: int, run_type: str = "train") -> dict[str, str]:
+    tags = {"dataset": EXPERIMENT, "family": family, "seed": str(seed), "run_type": run_type,
+            "backbone": family, "attention": "none"}
+    if variant == "plain":
+        tags["baseline"] = "plain"
+    elif variant == "vit":
+        tags.update(baseline="vit", backbone="vit")
+    elif variant.startswith("matched-"):
+        tags.update(baseline="size_matched", matched_to=variant[len("matched-"):])
+    else:
+        tags["attention"] = variant
+    return tags
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A sqlite store with the runs of VALUES plus runs that must be skipped or ignored."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment(EXPERIMENT, (root / "artifacts").as_uri())
+    client.create_experiment("empty", (root / "artifacts-empty").as_uri())
+
+    def log(family, variant, seed, value, status="FINISHED", run_type="train"):
+        run = client.create_run(exp, run_name=f"{family}-{variant}-s{seed}",
+                                tags=_tags(family, variant, seed, run_type))
+        if value is not None:
+            client.log_batch(run.info.run_id, metrics=[Metric("test_bacc", value, 0, 0)])
+        if status != "RUNNING":
+            client.set_terminated(run.info.run_id, status)
+        return run.info.run_id
+
+    inputs = [log(f, v, seed, value) for (f, v), values in VALUES.items() for seed, value in enumerate(values)]
+    skipped = {
+        log("resnet18", "ga", 10, None): "no metric test_bacc",
+        log("resnet18", "plain", 11, 0.99, status="FAILED"): "status FAILED",
+        log("resnet18", "plain", 12, 0.99, status="RUNNING"): "status RUNNING",
+    }
+    log("resnet18", "ga", 13, 0.99, run_type="trial")  # not a training run: neither input nor skipped
+    return {"uri": uri, "client": client, "experiment_id": exp, "inputs": inputs, "skipped": skipped}
+
+
+def _compare(store, out, *extra):
+    return main(["compare", "--experiment", EXPERIMENT, "--metric", "test_bacc", "--out", str(out),
+                 "--tracking-uri", store["uri"], "--n_boot", "2000", *extra])
+
+
+def _comparison_runs(store):
+    return store["client"].search_runs([store["experiment_id"]], "tags.run_type = 'comparison'")
+
+
+def test_compare_end_to_end(store, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _compare(store, out) == 0
+    printed = capsys.readouterr().out
+
+    table = pd.read_csv(out / "comparison.csv")
+    assert list(table.columns) == [
+        "dataset", "family", "variant", "reference", "n", "n_reference", "mean", "mean_reference", "mean_diff",
+        "welch_p", "mwu_p", "holm_welch_p", "holm_mwu_p", "hedges_g", "ci_low", "ci_high", "detectable_diff",
+        "n_pairs", "paired_t_p", "wilcoxon_p", "holm_paired_t_p", "holm_wilcoxon_p",
+    ]
+    pairs = list(zip(table["family"], table["variant"], table["reference"]))
+    assert pairs == [("densenet121", "ga", "plain"), ("resnet18", "ga", "plain"), ("resnet18", "ga", "matched-ga"),
+                     ("resnet18", "ga", "vit"), ("resnet18", "se", "plain"), ("resnet18", "se", "vit")]
+    ga = table.iloc[1]
+    assert (ga["n"], ga["n_reference"], ga["n_pairs"]) == (10, 10, 10)
+    assert ga["mean"] == pytest.approx(0.7535) and ga["mean_reference"] == pytest.approx(0.709)
+    assert ga["mean_diff"] == pytest.approx(0.0445)
+    assert ga["welch_p"] == pytest.approx(9.32746634635216e-10, rel=1e-6)
+    assert ga["holm_welch_p"] == pytest.approx(1.86549326927043e-09, rel=1e-6)
+    assert ga["mwu_p"] == pytest.approx(1.08250882244690e-05, rel=1e-9)
+    assert ga["holm_mwu_p"] == pytest.approx(3.24752646734071e-05, rel=1e-9)
+    assert ga["hedges_g"] == pytest.approx(5.52138685650789, rel=1e-6)
+    assert ga["detectable_diff"] == pytest.approx(0.0102273008783203, rel=1e-5)
+    assert ga["paired_t_p"] == pytest.approx(4.94533318760512e-12, rel=1e-5)
+    assert ga["wilcoxon_p"] == pytest.approx(2 / 1024) and ga["holm_wilcoxon_p"] == pytest.approx(3 * 2 / 1024)
+    # the percentile bootstrap's spread is close to the plug-in standard error sqrt(0.9) * sqrt(s1²/10 + s2²/10)
+    # = 0.003275 (s1 = 0.003 * 3.0277, s2 = 0.002 * 3.0277, by hand): width about 2 * 1.96 * 0.003275 = 0.01284
+    assert ga["ci_low"] < 0.0445 < ga["ci_high"]
+    assert ga["ci_high"] - ga["ci_low"] == pytest.approx(0.01284, abs=0.001)
+    se = table.iloc[4]
+    assert se["n"] == 1 and math.isnan(se["welch_p"]) and math.isnan(se["mwu_p"]) and math.isnan(se["ci_low"])
+
+    groups = pd.read_csv(out / "groups.csv").set_index(["family", "variant"])
+    assert groups.loc[("resnet18", "plain"), "n"] == 10
+    assert groups.loc[("resnet18", "plain"), "median"] == pytest.approx(0.709)
+    assert groups.loc[("resnet18", "plain"), "std"] == pytest.approx(0.002 * math.sqrt(82.5 / 9))
+
+    friedman = pd.read_csv(out / "friedman.csv").set_index("family")
+    assert friedman.loc["resnet18", "friedman_p"] == pytest.approx(1.38005703129325e-06, rel=1e-9)
+    assert friedman.loc["resnet18", "critical_difference"] == pytest.approx(1.48321, abs=1e-3)
+    assert friedman.loc["resnet18", "mean_ranks"] == "ga 1.00, matched-ga 2.00, plain 3.00, vit 4.00"
+    assert friedman.loc["resnet18", "nemenyi_different"] == "ga > plain; ga > vit; matched-ga > vit"
+    assert "se" in friedman.loc["resnet18", "note"]
+    assert friedman.loc["densenet121", "note"].startswith("skipped: 2 variant(s)")
+
+    inputs = pd.read_csv(out / "input_runs.csv")
+    assert sorted(inputs["run_id"]) == sorted(store["inputs"])
+    skipped = pd.read_csv(out / "skipped_runs.csv")
+    assert dict(zip(skipped["run_id"], skipped["reason"])) == store["skipped"]
+
+    markdown = (out / "comparison.md").read_text()
+    assert "| resnet18 | ga | plain | 10 | 10 |" in markdown and "9.33e-10" in markdown
+    assert "se has only 1 run" in markdown and "no metric test_bacc" in markdown
+    latex = (out / "comparison.tex").read_text()
+    assert r"\toprule" in latex and r"holm\_welch\_p" in latex and "9.33e-10" in latex
+
+    for png in ("runs_isic-demo.png", "cd_isic-demo_resnet18.png"):
+        image = matplotlib.image.imread(out / png)
+        assert image.shape[0] > 100 and image.shape[1] > 300
+    assert not list(out.glob("cd_*densenet121*"))
+
+    assert "== isic-demo / resnet18 ==" in printed and "9.33e-10" in printed
+    assert "3 run(s) skipped" in printed
+
+    (run,) = _comparison_runs(store)
+    assert run.info.status == "FINISHED" and run.data.tags["dataset"] == EXPERIMENT
+    assert run.data.params["metric"] == "test_bacc" and run.data.params["n_input_runs"] == str(len(store["inputs"]))
+    logged = {a.path for a in store["client"].list_artifacts(run.info.run_id)}
+    assert {p.name for p in out.iterdir()} == logged
+    local = Path(store["client"].download_artifacts(run.info.run_id, "input_runs.csv", str(tmp_path)))
+    assert sorted(pd.read_csv(local)["run_id"]) == sorted(store["inputs"])
+
+
+def test_compare_alternative_greater_without_logging(store, tmp_path, capsys):
+    before = len(_comparison_runs(store))
+    assert _compare(store, tmp_path, "--alternative", "greater", "--log=False") == 0
+    capsys.readouterr()
+    ga = pd.read_csv(tmp_path / "comparison.csv").iloc[1]
+    assert ga["mwu_p"] == pytest.approx(5.41254411223451e-06, rel=1e-9)  # 1 / C(20, 10)
+    assert ga["welch_p"] == pytest.approx(4.66373317317608e-10, rel=1e-6)  # half the two-sided p (t > 0)
+    assert len(_comparison_runs(store)) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--experiment", "nope"], "no experiment 'nope'"),
+    (["--experiment", "empty"], "has no FINISHED run_type=train run"),
+    (["--experiment", EXPERIMENT, "--metric", "val_auc"], "48 × no metric val_auc; 1 × status RUNNING"),
+    (["--experiment", EXPERIMENT, "--alternative", "bigger"], "--alternative must be one of"),
+])
+def test_compare_user_errors_exit_2(store, tmp_path, capsys, args, message):
+    code = main(["compare", *args, "--tracking-uri", store["uri"], "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith("medattn: error:") and message in err[-1]
+    assert sum("medattn: error" in line for line in err) == 1
+
+
+@pytest.mark.parametrize("uri, message", [
+    ("file:///tmp/mlruns", "file store"),
+    ("sqlite:///{tmp}/missing/mlflow.db", "no MLflow database at"),
+    ("nosuchscheme://host/db", "cannot read MLflow store"),
+])
+def test_compare_bad_store_exits_2(tmp_path, capsys, uri, message):
+    code = main(["compare", "--experiment", EXPERIMENT, "--tracking-uri", uri.format(tmp=tmp_path),
+                 "--out", str(tmp_path)])
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "missing" / "mlflow.db").exists()  # reading never creates an empty store
+
+
+def test_compare_as_a_real_process(store, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "medattn_monai.cli", "compare", "--experiment", "nope", "--tracking-uri", store["uri"]],
+        capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("medattn: error: no experiment 'nope'")
