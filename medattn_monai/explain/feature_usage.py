@@ -8,34 +8,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..stats.correction import holm
 from .conditional_permutation import conditional_permutation_result
 from .kernel_ci import kernel_ci_test
 
-__all__ = ["feature_usage_table", "holm"]
-
-
-def holm(p_values) -> np.ndarray:
-    """Holm's step-down adjusted p-values (Holm 1979), valid under any dependence between the tests.
-
-    ``p_holm_(i) = max_{j <= i} min(1, (m - j + 1) p_(j))`` over the ascending order; missing values (NaN) stay
-    missing and do not count towards m.
-
-    Args:
-        p_values: m p-values.
-
-    Returns:
-        The adjusted p-values, in the input order.
-    """
-    p = np.asarray(p_values, dtype=np.float64)
-    adjusted = np.full(p.shape, np.nan)
-    valid = np.flatnonzero(~np.isnan(p))
-    m = len(valid)
-    if m == 0:
-        return adjusted
-    order = valid[np.argsort(p[valid], kind="stable")]
-    steps = np.minimum(1.0, (m - np.arange(m)) * p[order])
-    adjusted[order] = np.maximum.accumulate(steps)
-    return adjusted
+__all__ = ["feature_usage_table", "holm"]  # holm re-exported: the explain API names it
 
 
 def feature_usage_table(

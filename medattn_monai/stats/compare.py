@@ -84,7 +84,7 @@ def _check_settings(alternative: str, alpha: float, power: float, n_boot: int) -
 
 def _log_comparison(experiment: str, metric: str, tracking_uri: str | None, runs: pd.DataFrame,
                     settings: dict, files: list[Path]) -> str:
-    from ..tracking.tracked_run import tracked_run, unique_run_name
+    from ..tracking import tracked_run, unique_run_name
 
     tags = {"run_type": "comparison"}
     for key in ("dataset", "family"):

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["RUN_TYPES", "TAG_KEYS", "make_run_name", "cell_hash", "git_commit"]
+__all__ = ["RUN_TYPES", "TAG_KEYS", "make_run_name", "unique_run_name", "cell_hash", "git_commit"]
 
 RUN_TYPES = ("train", "trial", "search", "comparison", "explain")
 TAG_KEYS = (
@@ -19,12 +19,17 @@ TAG_KEYS = (
 )
 
 
-def make_run_name(backbone: str, attention: str, seed: int) -> str:
-    """``<backbone>-<attention>-s<seed>-<YYYYmmdd-HHMMSS>-<4 hex>``: unique even for concurrent workers.
+def unique_run_name(prefix: str) -> str:
+    """``<prefix>-<YYYYmmdd-HHMMSS>-<4 hex>``: a run name that does not repeat, even for concurrent workers.
 
     MONAI's MLflow handler reattaches to any unfinished run of the same name, so a name must never repeat.
     """
-    return f"{backbone}-{attention}-s{int(seed)}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def make_run_name(backbone: str, attention: str, seed: int) -> str:
+    """A training run's name: ``<backbone>-<attention>-s<seed>-<YYYYmmdd-HHMMSS>-<4 hex>``."""
+    return unique_run_name(f"{backbone}-{attention}-s{int(seed)}")
 
 
 def cell_hash(config: Mapping[str, Any], exclude: tuple[str, ...] = ("seed",)) -> str:

@@ -6,18 +6,16 @@ Every command that records something (a comparison, an explanation) opens its ru
 
 from __future__ import annotations
 
-import secrets
-import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator, Mapping, NamedTuple
 
 from .naming import RUN_TYPES, git_commit
-from .store import default_artifact_location, resolve_tracking_uri
+from .runs import get_or_create_experiment, open_client
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-__all__ = ["TrackedRun", "tracked_run", "unique_run_name"]
+__all__ = ["TrackedRun", "tracked_run"]
 
 
 class TrackedRun(NamedTuple):
@@ -25,11 +23,6 @@ class TrackedRun(NamedTuple):
 
     client: "MlflowClient"
     run_id: str
-
-
-def unique_run_name(prefix: str) -> str:
-    """``<prefix>-<YYYYmmdd-HHMMSS>-<4 hex>``: a run name that does not repeat, even for concurrent workers."""
-    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
 @contextmanager
@@ -49,17 +42,10 @@ def tracked_run(
         tracking_uri: see :func:`resolve_tracking_uri`.
         params: logged as parameters at the start.
     """
-    from mlflow import MlflowClient
-
     if tags.get("run_type") not in RUN_TYPES:
         raise ValueError(f"tags['run_type'] must be one of {RUN_TYPES}, got {tags.get('run_type')!r}")
-    uri = resolve_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        experiment_id = found.experiment_id
-    else:
-        experiment_id = client.create_experiment(experiment, default_artifact_location(uri, experiment))
+    client = open_client(tracking_uri)
+    experiment_id = get_or_create_experiment(client, experiment)
     all_tags = {"git_commit": git_commit(), **{k: str(v) for k, v in tags.items()}}
     run_id = client.create_run(experiment_id, run_name=run_name, tags=all_tags).info.run_id
     try:
