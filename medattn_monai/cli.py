@@ -36,6 +36,11 @@ def _load(target: Any) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+def _serialize(result: Any) -> Any:
+    # print plain results (a path, a number); None and rich objects (data frames) print nothing
+    return result if isinstance(result, (str, int, float)) else None
+
+
 def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
     lines = ["usage: medattn COMMAND [ARGS] [--help]", "", "commands:"]
@@ -60,8 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import error_message, find_medattn_error
 
     component = _load(COMMANDS[name][0])
+    args = argv[1:]
+    if "--help" in args or "-h" in args:
+        # fire reads flags after "--" as its own; without it, functions taking **overrides would swallow --help
+        args = [a for a in args if a not in ("--help", "-h")] + ["--", "--help"]
     try:
-        fire.Fire(component, command=argv[1:], name=f"medattn {name}")
+        fire.Fire(component, command=args, name=f"medattn {name}", serialize=_serialize)
     except fire.core.FireExit as e:
         return int(e.code or 0)
     except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - project errors become one line, the rest re-raise

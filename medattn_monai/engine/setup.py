@@ -11,7 +11,7 @@ import torch
 
 from ..errors import ConfigError
 from ..handlers.checkpoint import LAST_CHECKPOINT
-from ..handlers.mlflow_tracker import read_run_info
+from ..handlers.checkpoint import read_run_info
 from ..tracking.naming import cell_hash, git_commit, make_run_name
 
 __all__ = [
@@ -144,7 +144,7 @@ def check_hyper_parameters(epochs: int, batch_size: int, learning_rate: float, w
         ("epochs", epochs, isinstance(epochs, int) and epochs >= 1),
         ("batch_size", batch_size, isinstance(batch_size, int) and batch_size >= 1),
         ("learning_rate", learning_rate, isinstance(learning_rate, (int, float)) and learning_rate > 0),
-        ("warmup_epochs", warmup_epochs, isinstance(warmup_epochs, int) and 0 <= warmup_epochs < max(epochs, 1)),
+        ("warmup_epochs", warmup_epochs, isinstance(warmup_epochs, int) and 0 <= warmup_epochs <= epochs),
     ):
         if not ok:
             raise ConfigError(f"bad value for {key}: {value!r}")

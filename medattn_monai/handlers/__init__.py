@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from .checkpoint import BEST_MODEL, LAST_CHECKPOINT, RunCheckpointer, unwrap_model
+from .checkpoint import (
+    BEST_MODEL,
+    LAST_CHECKPOINT,
+    RUN_INFO,
+    RunCheckpointer,
+    read_run_info,
+    unwrap_model,
+    update_run_info,
+)
 from .epoch_seed import EpochSeeder
-from .mlflow_tracker import RUN_INFO, MLflowTracker, detach_foreign_mlflow_handlers, read_run_info
+from .mlflow_tracker import MLflowTracker, detach_foreign_mlflow_handlers
+from .predictions import PredictionWriter, classification_metrics
 from .progress import EpochSummary, TrainingProgressBar
 
 __all__ = [
     "BEST_MODEL", "LAST_CHECKPOINT", "RUN_INFO", "EpochSeeder", "EpochSummary", "MLflowTracker", "RunCheckpointer",
-    "TrainingProgressBar", "detach_foreign_mlflow_handlers", "read_run_info", "unwrap_model",
+    "PredictionWriter", "TrainingProgressBar", "classification_metrics", "detach_foreign_mlflow_handlers",
+    "read_run_info", "unwrap_model", "update_run_info",
 ]

@@ -1,4 +1,5 @@
-"""Checkpoints every epoch: ``checkpoint_last.pt`` (full state) and ``model.pt`` (best weights by the key metric).
+"""The run folder: ``run.json`` (what the run is), and checkpoints every epoch: ``checkpoint_last.pt`` (full
+state) and ``model.pt`` (best weights by the key metric).
 
 Both files are plain ``state_dict``s, written atomically (a SIGKILL mid-write leaves the previous file intact), and
 load with ``torch.load(..., weights_only=True)``. The checkpointer also keeps the per-epoch metric history and the
@@ -8,6 +9,7 @@ best value; it is saved in ``checkpoint_last.pt`` under ``"run"``, so a resumed 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -17,10 +19,35 @@ import torch
 import torch.distributed as dist
 from ignite.engine import Engine, Events
 
-__all__ = ["RunCheckpointer", "unwrap_model", "LAST_CHECKPOINT", "BEST_MODEL"]
+from ..errors import ConfigError
+
+__all__ = ["RunCheckpointer", "unwrap_model", "LAST_CHECKPOINT", "BEST_MODEL", "RUN_INFO", "read_run_info",
+           "update_run_info"]
 
 LAST_CHECKPOINT = "checkpoint_last.pt"
 BEST_MODEL = "model.pt"
+RUN_INFO = "run.json"
+
+
+def read_run_info(run_dir: str | Path) -> dict[str, Any]:
+    """The ``run.json`` of a run folder: name, hyper-parameters, network arguments, classes, data paths, and the
+    MLflow run id, experiment and store when the run is tracked."""
+    path = Path(run_dir) / RUN_INFO
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder: {RUN_INFO} not found")
+    return json.loads(path.read_text())
+
+
+def update_run_info(run_dir: str | Path, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``fields`` into the run folder's ``run.json`` (written atomically); returns the result."""
+    path = Path(run_dir) / RUN_INFO
+    info = json.loads(path.read_text()) if path.is_file() else {}
+    info.update(fields)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{RUN_INFO}.tmp")
+    tmp.write_text(json.dumps(info, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+    return info
 
 
 def unwrap_model(net: torch.nn.Module) -> torch.nn.Module:
@@ -58,13 +85,18 @@ class RunCheckpointer:
         train_metrics: names in the trainer's ``state.metrics`` to record per epoch (e.g. ``train_loss``).
         resume_path: a ``checkpoint_last.pt`` to restore at ``STARTED`` (model, optimizer, scheduler, trainer
             epoch/iteration and this history), so training continues after its last completed epoch.
+        run_info: facts about the run written to ``run.json`` at ``STARTED`` (evaluation and inference rebuild the
+            network and preprocessing from them); its ``params`` are the hyper-parameters.
+        resume: this run continues the run folder's earlier training: its recorded hyper-parameters must equal
+            ``run_info["params"]`` (a resumed run must be the run it continues).
 
     Attach it after MONAI's ``ValidationHandler`` so the epoch's validation metrics exist when it runs.
     """
 
     def __init__(self, output_dir: str, network: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  lr_scheduler: Any = None, evaluator: Engine | None = None, key_metric: str = "val_bacc",
-                 train_metrics: tuple[str, ...] = ("train_loss",), resume_path: str | None = None) -> None:
+                 train_metrics: tuple[str, ...] = ("train_loss",), resume_path: str | None = None,
+                 run_info: Mapping[str, Any] | None = None, resume: bool = False) -> None:
         self.output_dir = Path(output_dir)
         self.network, self.optimizer, self.lr_scheduler = network, optimizer, lr_scheduler
         self.evaluator = evaluator
@@ -74,6 +106,8 @@ class RunCheckpointer:
         self.best_value: float | None = None
         self.best_epoch: int | None = None
         self.resume_path = resume_path
+        self.run_info = dict(run_info or {})
+        self.resume = resume
         self.trainer: Engine | None = None
 
     # state restored by CheckpointLoader (key "run")
@@ -99,9 +133,22 @@ class RunCheckpointer:
 
     def attach(self, engine: Engine) -> None:
         self.trainer = engine
+        engine.add_event_handler(Events.STARTED, self.write_run_info)
         if self.resume_path:
             engine.add_event_handler(Events.STARTED, self.restore)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
+
+    def write_run_info(self, engine: Engine) -> None:
+        if self.resume:
+            recorded = read_run_info(self.output_dir).get("params", {})
+            wanted = self.run_info.get("params", {})
+            diff = {k: (recorded.get(k), wanted.get(k)) for k in set(recorded) | set(wanted)
+                    if recorded.get(k) != wanted.get(k)}
+            if diff:
+                listed = ", ".join(f"{k}: {a!r} (run) vs {b!r} (now)" for k, (a, b) in sorted(diff.items()))
+                raise ConfigError(f"cannot resume {self.output_dir} with other hyper-parameters: {listed}")
+        if _is_rank0():
+            update_run_info(self.output_dir, self.run_info)
 
     def restore(self, engine: Engine) -> None:
         """Load ``resume_path`` into the network, optimizer, scheduler, engine state and history."""

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -22,22 +21,14 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ignite.engine import Engine, Events
 
-from ..errors import MedattnError, error_message, find_medattn_error
+from ..errors import error_message, find_medattn_error
 from ..tracking.runs import create_run, end_run, log_params_once, open_client, reopen_run, stringify
 from ..tracking.store import resolve_tracking_uri
+from .checkpoint import read_run_info, update_run_info
 
-__all__ = ["MLflowTracker", "RUN_INFO", "read_run_info", "detach_foreign_mlflow_handlers"]
+__all__ = ["MLflowTracker", "detach_foreign_mlflow_handlers"]
 
-RUN_INFO = "run.json"
 logger = logging.getLogger(__name__)
-
-
-def read_run_info(run_dir: str | Path) -> dict[str, Any]:
-    """The ``run.json`` a training wrote into its folder (run id, name, experiment, store, params)."""
-    path = Path(run_dir) / RUN_INFO
-    if not path.is_file():
-        raise MedattnError(f"{run_dir} is not a run folder: {RUN_INFO} not found")
-    return json.loads(path.read_text())
 
 
 def detach_foreign_mlflow_handlers(engine: Engine, keep: object) -> int:
@@ -69,13 +60,11 @@ class MLflowTracker:
         evaluators: engines (validation) to clear of MONAI's ``MLFlowHandler`` as well.
         resume: reopen the run recorded in ``output_dir/run.json`` instead of creating one.
         key_metric: metric summarised as ``best_<key_metric>`` and ``best_epoch`` at the end.
-        extra_info: more fields for ``run.json`` (e.g. the bundle root and config files, for ``medattn resume``).
     """
 
     def __init__(self, tracking_uri: str | None, experiment_name: str, run_name: str, output_dir: str,
                  params: Mapping[str, Any], tags: Mapping[str, Any], checkpointer: Any,
-                 evaluators: Sequence[Engine] = (), resume: bool = False, key_metric: str = "val_bacc",
-                 extra_info: Mapping[str, Any] | None = None) -> None:
+                 evaluators: Sequence[Engine] = (), resume: bool = False, key_metric: str = "val_bacc") -> None:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.experiment_name = experiment_name
         self.run_name = run_name
@@ -86,7 +75,6 @@ class MLflowTracker:
         self.evaluators = [e for e in evaluators if e is not None]
         self.resume = resume
         self.key_metric = key_metric
-        self.extra_info = dict(extra_info or {})
         self.client: Any = None
         self.run_id: str | None = None
         self._logged: set[tuple[str, int]] = set()
@@ -114,23 +102,11 @@ class MLflowTracker:
         else:
             self.run_id = create_run(self.client, self.experiment_name, self.run_name, self.tags)
         log_params_once(self.client, self.run_id, self.params)
-        self._write_run_info()
+        update_run_info(self.output_dir, {"run_id": self.run_id, "run_name": self.run_name,
+                                          "experiment_name": self.experiment_name, "tracking_uri": self.tracking_uri})
         # registered now, not in attach(): this runs after every other epoch handler (validation, checkpoint)
         if not engine.has_event_handler(self.epoch_completed, Events.EPOCH_COMPLETED):
             engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
-
-    def _write_run_info(self) -> None:
-        info = {
-            "run_id": self.run_id,
-            "run_name": self.run_name,
-            "experiment_name": self.experiment_name,
-            "tracking_uri": self.tracking_uri,
-            "params": {k: v for k, v in self.params.items()},
-            **self.extra_info,
-        }
-        tmp = self.output_dir / f".{RUN_INFO}.tmp"
-        tmp.write_text(json.dumps(info, indent=1, default=str) + "\n")
-        tmp.replace(self.output_dir / RUN_INFO)
 
     def _load_logged_steps(self) -> None:
         keys = {k for metrics in self.checkpointer.history.values() for k in metrics}

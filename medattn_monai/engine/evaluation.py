@@ -1,0 +1,99 @@
+"""Evaluation and inference of a trained run folder (called by the bundles' ``evaluate.json``/``inference.json``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..data.dataset import ImageClassificationDataset
+from ..data.datalist import split_items
+from ..data.loader import make_dataloader
+from ..data.transforms import NIFTI_SUFFIXES
+from ..errors import ConfigError, DataError
+from ..handlers.checkpoint import BEST_MODEL, RUN_INFO, read_run_info
+from ..handlers.predictions import PredictionWriter
+
+__all__ = ["latest_run_dir", "split_loaders", "evaluate_splits", "inference_items", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", *NIFTI_SUFFIXES)
+logger = logging.getLogger("medattn")
+
+
+def latest_run_dir(output_root: str) -> str:
+    """The most recently started run folder under ``output_root`` that has a best model."""
+    root = Path(output_root)
+    runs = [p.parent for p in root.glob(f"*/*/{RUN_INFO}") if (p.parent / BEST_MODEL).is_file()]
+    if not runs:
+        raise ConfigError(f"no trained run (a folder with {RUN_INFO} and {BEST_MODEL}) under {root}: pass --run_dir")
+    return str(max(runs, key=lambda p: (p / RUN_INFO).stat().st_mtime))
+
+
+def split_loaders(datalist: Mapping[str, Any], splits: Sequence[str], dataset_dir: str, transform: Any,
+                  image_size: int, batch_size: int, cache: str = "auto", num_workers: int | str = "auto",
+                  progress: bool = True) -> dict[str, Any]:
+    """One evaluation loader per split (no shuffling, no padding across ranks)."""
+    if not splits:
+        raise ConfigError("eval_splits is empty")
+    loaders = {}
+    for split in splits:
+        dataset = ImageClassificationDataset(split_items(datalist, split, dataset_dir), transform,
+                                             (3, image_size, image_size), cache=cache, progress=progress, name=split)
+        loaders[split] = make_dataloader(dataset, batch_size, shuffle=False, num_workers=num_workers)
+    return loaders
+
+
+def evaluate_splits(evaluator: Any, writer: PredictionWriter, loaders: Mapping[str, Any], run_dir: str,
+                    log_mlflow: bool = True) -> dict[str, dict[str, float]]:
+    """Run ``evaluator`` over every split's loader; log the metrics and files into the run's MLflow run.
+
+    The metrics go into the same MLflow run as the training (its id is in ``run.json``), so one ``run_type=train``
+    run holds a model's whole record.
+    """
+    if not (Path(run_dir) / BEST_MODEL).is_file():
+        raise ConfigError(f"run folder {run_dir} has no {BEST_MODEL}: was the training interrupted before epoch 1?")
+    for split, loader in loaders.items():
+        writer.split = split
+        evaluator.data_loader = loader
+        evaluator.state.epoch_length = len(loader)
+        evaluator.run()
+        summary = "  ".join(f"{k} {v:.4f}" for k, v in writer.results[split].items() if not k.count("_recall_"))
+        logger.info("%s: %s", split, summary or "predictions written (no labels)")
+    if log_mlflow:
+        info = read_run_info(run_dir)
+        if info.get("run_id"):
+            _log_to_run(info, writer)
+        else:
+            logger.warning("run %s was not tracked in MLflow: metrics stay in %s", run_dir, writer.output_dir)
+    return writer.results
+
+
+def _log_to_run(info: Mapping[str, Any], writer: PredictionWriter) -> None:
+    from mlflow.entities import Metric
+
+    from ..tracking.runs import open_client
+
+    client = open_client(info.get("tracking_uri"))
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, float(v), now, 0) for split in writer.results.values() for k, v in split.items()]
+    if metrics:
+        client.log_batch(info["run_id"], metrics=metrics)
+    for path in writer.files:
+        client.log_artifact(info["run_id"], str(path), artifact_path="eval")
+
+
+def inference_items(input_dir: str | None = None, datalist: Mapping[str, Any] | None = None, split: str = "test",
+                    dataset_dir: str | None = None) -> list[dict]:
+    """Items to predict: every image file in ``input_dir`` (recursively), else the ``split`` of ``datalist``."""
+    if input_dir:
+        root = Path(input_dir)
+        if not root.is_dir():
+            raise DataError(f"input_dir not found: {root}")
+        files = sorted(p for p in root.rglob("*") if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES))
+        if not files:
+            raise DataError(f"no image ({', '.join(IMAGE_SUFFIXES)}) found under {root}")
+        return [{"image": str(p), "image_id": str(p.relative_to(root)), "index": i} for i, p in enumerate(files)]
+    if datalist is None:
+        raise ConfigError("inference needs input_dir or input_datalist")
+    return split_items(datalist, split, dataset_dir)

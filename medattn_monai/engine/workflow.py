@@ -1,0 +1,139 @@
+"""``medattn train | resume | evaluate``: run a bundle's configs through MONAI's ``ConfigWorkflow``.
+
+The same as ``python -m monai.bundle run …`` with the bundle's config files; these functions add the bookkeeping a
+study needs: finding a run folder from an MLflow run id, resuming with the run's own settings, returning the run
+folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import ConfigError
+from ..handlers.checkpoint import RUN_INFO, read_run_info
+from .setup import locate_bundle
+
+__all__ = ["DEFAULT_BUNDLE", "bundle_configs", "run_workflow", "train", "resume", "evaluate", "find_run_dir"]
+
+DEFAULT_BUNDLE = "isic_attention_classification"
+# run settings that may differ on resume (they do not change results)
+_RESUMABLE_SETTINGS = ("cache", "num_workers", "amp", "channels_last", "compile", "val_batch_size")
+
+
+def bundle_configs(bundle: str, *names: str) -> list[str]:
+    """Paths of config files ``names`` of a bundle given by name (under ``bundles/``) or by folder."""
+    root = Path(bundle) if Path(bundle, "configs").is_dir() else Path(locate_bundle(bundle))
+    paths = [root / "configs" / n for n in names]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise ConfigError(f"bundle {bundle!r} lacks config file(s) {missing}")
+    return [str(p) for p in paths]
+
+
+def run_workflow(config_files: Sequence[str], workflow_type: str = "train", tracking: str | None = None,
+                 **overrides: Any) -> Any:
+    """Create, initialise, run and finalise a ``ConfigWorkflow``; returns the workflow (its parser has the config).
+
+    Unknown override keys are refused (a typo would otherwise silently do nothing).
+    """
+    from monai.bundle import ConfigWorkflow
+
+    config_files = list(config_files)
+    workflow = ConfigWorkflow(config_file=config_files, workflow_type=workflow_type, tracking=tracking,
+                              meta_file=str(Path(config_files[0]).parent / "metadata.json"))
+    unknown = [k for k in overrides if k.split("#")[0] not in workflow.parser.get()]
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {unknown} for {config_files}")
+    for key, value in overrides.items():
+        workflow.parser[key] = value
+    workflow.initialize()
+    try:
+        workflow.run()
+    finally:
+        workflow.finalize()
+    return workflow
+
+
+def train(bundle: str = DEFAULT_BUNDLE, multi_gpu: bool = False, tracking: str | None = None, **overrides: Any) -> str:
+    """Train a bundle; every ``--key value`` overrides that config key. Returns the run folder.
+
+    Args:
+        bundle: bundle name (``isic_attention_classification``, ``camelyon17_attention_classification``) or folder.
+        multi_gpu: add the bundle's ``multi_gpu_train.json`` (launch under ``torchrun``).
+        tracking: MONAI's ``--tracking`` option (``mlflow`` is accepted; the bundle tracks runs in any case).
+        overrides: config keys, e.g. ``--attention ga --epochs 20 --seed 3``.
+    """
+    names = ["train.json"] + (["multi_gpu_train.json"] if multi_gpu else [])
+    workflow = run_workflow(bundle_configs(bundle, *names), "train", tracking, **overrides)
+    return str(workflow.parser.get_parsed_content("output_dir"))
+
+
+def find_run_dir(run: str, output_root: str = "runs", tracking_uri: str | None = None) -> str:
+    """A run folder from its path, or from its MLflow run id (looked up in the store, then under ``output_root``)."""
+    if Path(run, RUN_INFO).is_file():
+        return str(run)
+    from ..tracking.runs import open_client
+
+    client = open_client(tracking_uri)
+    try:
+        info = client.get_run(run).info
+    except Exception:  # noqa: BLE001 - MLflow raises several types for a missing run
+        raise ConfigError(f"{run!r} is neither a run folder nor an MLflow run id in {client.tracking_uri}") from None
+    experiment = client.get_experiment(info.experiment_id).name
+    candidate = Path(output_root) / experiment / info.run_name
+    if not Path(candidate, RUN_INFO).is_file():
+        raise ConfigError(f"run {run} ({info.run_name}) has no run folder at {candidate}: pass the folder instead")
+    return str(candidate)
+
+
+def resume(run: str, output_root: str = "runs", tracking_uri: str | None = None, **settings: Any) -> str:
+    """Continue an interrupted training from its last checkpoint into the same MLflow run; returns the run folder.
+
+    Args:
+        run: the run folder, or its MLflow run id.
+        output_root: where run folders live (to find one by run id).
+        tracking_uri: the MLflow store (to find a run by id).
+        settings: run settings to change (``cache``, ``num_workers``, ``amp``, …); hyper-parameters cannot change.
+    """
+    run_dir = find_run_dir(run, output_root, tracking_uri)
+    info = read_run_info(run_dir)
+    bad = [k for k in settings if k not in _RESUMABLE_SETTINGS]
+    if bad:
+        raise ConfigError(f"resume can change only {_RESUMABLE_SETTINGS}, not {bad}")
+    recorded = {k: v for k, v in info.get("settings", {}).items() if k in _RESUMABLE_SETTINGS}
+    overrides = {
+        **info["params"],
+        **recorded,
+        **settings,
+        "dataset_dir": info["dataset_dir"],
+        "datalist": info["datalist"],
+        "output_root": info["output_root"],
+        "resume_from": os.path.abspath(run_dir),
+    }
+    if info.get("tracking_uri"):
+        overrides["tracking_uri"] = info["tracking_uri"]
+        overrides["experiment_name"] = info["experiment_name"]
+    run_workflow(bundle_configs(info["bundle_root"], "train.json"), "train", **overrides)
+    return run_dir
+
+
+def evaluate(run: str, splits: Sequence[str] | None = None, output_root: str = "runs",
+             tracking_uri: str | None = None, **overrides: Any) -> str:
+    """Evaluate a trained run on its test split(s) and log the metrics into its MLflow run; returns the run folder.
+
+    Args:
+        run: the run folder, or its MLflow run id.
+        splits: splits to evaluate (default: the bundle's ``eval_splits``).
+        output_root: where run folders live (to find one by run id).
+        tracking_uri: the MLflow store (to find a run by id).
+        overrides: more config keys (e.g. ``--val_batch_size 256``).
+    """
+    run_dir = find_run_dir(run, output_root, tracking_uri)
+    info = read_run_info(run_dir)
+    if splits is not None:
+        overrides["eval_splits"] = list(splits) if not isinstance(splits, str) else [splits]
+    run_workflow(bundle_configs(info["bundle_root"], "train.json", "evaluate.json"), "infer",
+                 run_dir=os.path.abspath(run_dir), **overrides)
+    return run_dir
