@@ -25,7 +25,7 @@ from monai.data import CacheDataset, PersistentDataset
 from monai.data import Dataset as MonaiDataset
 from tqdm.auto import tqdm
 
-from ..errors import DataError
+from ..errors import DataError, find_medattn_error
 
 __all__ = ["CACHE_MODES", "ImageClassificationDataset", "total_memory_bytes", "collate_batch"]
 
@@ -110,7 +110,13 @@ class ImageClassificationDataset(torch.utils.data.Dataset):
         return len(self.data)
 
     def _decode(self, i: int) -> torch.Tensor:
-        image = self._items[i]["image"]
+        try:
+            image = self._items[i]["image"]
+        except Exception as e:  # MONAI wraps transform errors in RuntimeError: surface the project error
+            err = find_medattn_error(e)
+            if err is None:
+                raise
+            raise err from None
         if not isinstance(image, torch.Tensor) or tuple(image.shape) != self.image_shape or image.dtype != torch.uint8:
             got = (getattr(image, "dtype", type(image)), tuple(getattr(image, "shape", ())))
             raise DataError(

@@ -7,6 +7,7 @@ from .checkpoint import (
     LAST_CHECKPOINT,
     RUN_INFO,
     RunCheckpointer,
+    RunHistory,
     read_run_info,
     unwrap_model,
     update_run_info,
@@ -17,7 +18,7 @@ from .predictions import PredictionWriter, classification_metrics
 from .progress import EpochSummary, TrainingProgressBar
 
 __all__ = [
-    "BEST_MODEL", "LAST_CHECKPOINT", "RUN_INFO", "EpochSeeder", "EpochSummary", "MLflowTracker", "RunCheckpointer",
+    "BEST_MODEL", "LAST_CHECKPOINT", "RUN_INFO", "EpochSeeder", "EpochSummary", "MLflowTracker", "RunCheckpointer", "RunHistory",
     "PredictionWriter", "TrainingProgressBar", "classification_metrics", "detach_foreign_mlflow_handlers",
     "read_run_info", "unwrap_model", "update_run_info",
 ]

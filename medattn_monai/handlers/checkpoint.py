@@ -2,9 +2,8 @@
 state) and ``model.pt`` (best weights by the key metric).
 
 Both files are plain ``state_dict``s, written atomically (a SIGKILL mid-write leaves the previous file intact), and
-load with ``torch.load(..., weights_only=True)``. The checkpointer also keeps the per-epoch metric history and the
-best value; it is saved in ``checkpoint_last.pt`` under ``"run"``, so a resumed run knows its past (MONAI's
-``CheckpointLoader`` restores it together with the model, optimizer, scheduler and trainer state).
+load with ``torch.load(..., weights_only=True)``. The run's :class:`RunHistory` (per-epoch metrics, best value) is
+saved in ``checkpoint_last.pt`` under ``"run"``, so a resumed run knows its past.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from ignite.engine import Engine, Events
 
 from ..errors import ConfigError
 
-__all__ = ["RunCheckpointer", "unwrap_model", "LAST_CHECKPOINT", "BEST_MODEL", "RUN_INFO", "read_run_info",
+__all__ = ["RunHistory", "RunCheckpointer", "unwrap_model", "LAST_CHECKPOINT", "BEST_MODEL", "RUN_INFO", "read_run_info",
            "update_run_info"]
 
 LAST_CHECKPOINT = "checkpoint_last.pt"
@@ -71,6 +70,43 @@ def _is_rank0() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
+class RunHistory:
+    """The per-epoch metrics of a run and its best key metric; saved in ``checkpoint_last.pt`` under ``"run"``.
+
+    Args:
+        key_metric: the metric that selects the best epoch (higher is better).
+    """
+
+    def __init__(self, key_metric: str = "val_bacc") -> None:
+        self.key_metric = key_metric
+        self.epochs: dict[int, dict[str, float]] = {}
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None
+
+    def record(self, epoch: int, metrics: Mapping[str, float], select: bool = True) -> bool:
+        """Store an epoch's metrics; returns whether it is the new best (always, when ``select`` is False)."""
+        self.epochs[epoch] = dict(metrics)
+        value = metrics.get(self.key_metric)
+        improved = not select or (
+            value is not None and not math.isnan(value) and (self.best_value is None or value > self.best_value)
+        )
+        if improved:
+            self.best_value, self.best_epoch = value, epoch
+        return improved
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "history": {int(e): dict(m) for e, m in self.epochs.items()},
+            "best_value": self.best_value,
+            "best_epoch": self.best_epoch,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.epochs = {int(e): {k: float(v) for k, v in m.items()} for e, m in state["history"].items()}
+        self.best_value = state["best_value"]
+        self.best_epoch = state["best_epoch"]
+
+
 class RunCheckpointer:
     """Save the run's state at every epoch end, after validation.
 
@@ -78,13 +114,13 @@ class RunCheckpointer:
         output_dir: the run's folder.
         network: the trained network.
         optimizer: its optimizer.
+        history: the run's :class:`RunHistory` (shared with the tracker and the epoch summary).
         lr_scheduler: its scheduler (stepped per iteration).
         evaluator: the validation engine whose ``state.metrics`` holds the key metric (None: no model selection,
             ``model.pt`` is the last epoch's weights).
-        key_metric: name of the metric that selects ``model.pt`` (higher is better).
         train_metrics: names in the trainer's ``state.metrics`` to record per epoch (e.g. ``train_loss``).
         resume_path: a ``checkpoint_last.pt`` to restore at ``STARTED`` (model, optimizer, scheduler, trainer
-            epoch/iteration and this history), so training continues after its last completed epoch.
+            epoch/iteration and the history), so training continues after its last completed epoch.
         run_info: facts about the run written to ``run.json`` at ``STARTED`` (evaluation and inference rebuild the
             network and preprocessing from them); its ``params`` are the hyper-parameters.
         resume: this run continues the run folder's earlier training: its recorded hyper-parameters must equal
@@ -94,34 +130,18 @@ class RunCheckpointer:
     """
 
     def __init__(self, output_dir: str, network: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 lr_scheduler: Any = None, evaluator: Engine | None = None, key_metric: str = "val_bacc",
+                 history: RunHistory, lr_scheduler: Any = None, evaluator: Engine | None = None,
                  train_metrics: tuple[str, ...] = ("train_loss",), resume_path: str | None = None,
                  run_info: Mapping[str, Any] | None = None, resume: bool = False) -> None:
         self.output_dir = Path(output_dir)
         self.network, self.optimizer, self.lr_scheduler = network, optimizer, lr_scheduler
         self.evaluator = evaluator
-        self.key_metric = key_metric
+        self.history = history
         self.train_metrics = tuple(train_metrics)
-        self.history: dict[int, dict[str, float]] = {}
-        self.best_value: float | None = None
-        self.best_epoch: int | None = None
         self.resume_path = resume_path
         self.run_info = dict(run_info or {})
         self.resume = resume
         self.trainer: Engine | None = None
-
-    # state restored by CheckpointLoader (key "run")
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "history": {int(e): dict(m) for e, m in self.history.items()},
-            "best_value": self.best_value,
-            "best_epoch": self.best_epoch,
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.history = {int(e): {k: float(v) for k, v in m.items()} for e, m in state["history"].items()}
-        self.best_value = state["best_value"]
-        self.best_epoch = state["best_epoch"]
 
     @property
     def last_path(self) -> Path:
@@ -164,7 +184,7 @@ class RunCheckpointer:
                 f"{self.resume_path} is at epoch {engine.state.epoch}, beyond the configured epochs={max_epochs}"
             )
         engine.state.max_epochs = max_epochs  # the configuration decides how long training goes
-        self.load_state_dict(ckpt["run"])
+        self.history.load_state_dict(ckpt["run"])
 
     def epoch_metrics(self, engine: Engine) -> dict[str, float]:
         metrics = {k: float(engine.state.metrics[k]) for k in self.train_metrics if k in engine.state.metrics}
@@ -173,15 +193,7 @@ class RunCheckpointer:
         return metrics
 
     def epoch_completed(self, engine: Engine) -> None:
-        epoch = engine.state.epoch
-        metrics = self.epoch_metrics(engine)
-        self.history[epoch] = metrics
-        value = metrics.get(self.key_metric)
-        improved = self.evaluator is None or (
-            value is not None and not math.isnan(value) and (self.best_value is None or value > self.best_value)
-        )
-        if improved:
-            self.best_value, self.best_epoch = value, epoch
+        improved = self.history.record(engine.state.epoch, self.epoch_metrics(engine), select=self.evaluator is not None)
         if not _is_rank0():
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -192,7 +204,7 @@ class RunCheckpointer:
             "model": net.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "trainer": engine.state_dict(),
-            "run": self.state_dict(),
+            "run": self.history.state_dict(),
         }
         if self.lr_scheduler is not None:
             state["lr_scheduler"] = self.lr_scheduler.state_dict()

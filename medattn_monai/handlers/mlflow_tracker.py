@@ -3,7 +3,7 @@
 
 - A new run is created at ``STARTED`` (names never repeat); with ``resume=True`` the run recorded in the run
   folder's ``run.json`` is reopened instead, so an interrupted training finishes in the same run.
-- Epoch metrics come from the :class:`RunCheckpointer`'s history and are logged once per (key, epoch): a resumed run
+- Epoch metrics come from the run's :class:`RunHistory` and are logged once per (key, epoch): a resumed run
   that repeats an epoch never logs a step twice.
 - ``COMPLETED`` logs ``best_<key>`` and uploads the run folder's files, then marks the run FINISHED; an exception
   marks it FAILED (Ctrl-C: KILLED) after uploading what exists, then propagates.
@@ -24,7 +24,7 @@ from ignite.engine import Engine, Events
 from ..errors import error_message, find_medattn_error
 from ..tracking.runs import create_run, end_run, log_params_once, open_client, reopen_run, stringify
 from ..tracking.store import resolve_tracking_uri
-from .checkpoint import read_run_info, update_run_info
+from .checkpoint import RunHistory, read_run_info, update_run_info
 
 __all__ = ["MLflowTracker", "detach_foreign_mlflow_handlers"]
 
@@ -56,25 +56,23 @@ class MLflowTracker:
         output_dir: the run folder (checkpoints, ``run.json``); its files are uploaded as artifacts.
         params: hyper-parameters logged as MLflow params (every user-facing knob of the bundle).
         tags: the design's tags (dataset, backbone, attention, …, run_type, cell, git_commit).
-        checkpointer: the :class:`RunCheckpointer` whose history holds the epoch metrics.
+        history: the run's :class:`RunHistory` (epoch metrics and the best key metric).
         evaluators: engines (validation) to clear of MONAI's ``MLFlowHandler`` as well.
         resume: reopen the run recorded in ``output_dir/run.json`` instead of creating one.
-        key_metric: metric summarised as ``best_<key_metric>`` and ``best_epoch`` at the end.
     """
 
     def __init__(self, tracking_uri: str | None, experiment_name: str, run_name: str, output_dir: str,
-                 params: Mapping[str, Any], tags: Mapping[str, Any], checkpointer: Any,
-                 evaluators: Sequence[Engine] = (), resume: bool = False, key_metric: str = "val_bacc") -> None:
+                 params: Mapping[str, Any], tags: Mapping[str, Any], history: RunHistory,
+                 evaluators: Sequence[Engine] = (), resume: bool = False) -> None:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
         self.experiment_name = experiment_name
         self.run_name = run_name
         self.output_dir = Path(output_dir)
         self.params = dict(params)
         self.tags = dict(tags)
-        self.checkpointer = checkpointer
+        self.history = history
         self.evaluators = [e for e in evaluators if e is not None]
         self.resume = resume
-        self.key_metric = key_metric
         self.client: Any = None
         self.run_id: str | None = None
         self._logged: set[tuple[str, int]] = set()
@@ -109,7 +107,7 @@ class MLflowTracker:
             engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
 
     def _load_logged_steps(self) -> None:
-        keys = {k for metrics in self.checkpointer.history.values() for k in metrics}
+        keys = {k for metrics in self.history.epochs.values() for k in metrics}
         keys |= set(self.client.get_run(self.run_id).data.metrics)
         for key in keys:
             for m in self.client.get_metric_history(self.run_id, key):
@@ -121,7 +119,7 @@ class MLflowTracker:
         now = int(time.time() * 1000)
         batch = [
             Metric(key, float(value), now, int(epoch))
-            for epoch, metrics in sorted(self.checkpointer.history.items())
+            for epoch, metrics in sorted(self.history.epochs.items())
             for key, value in metrics.items()
             if (key, int(epoch)) not in self._logged
         ]
@@ -137,9 +135,9 @@ class MLflowTracker:
             return
         self.epoch_completed(engine)  # in case the last epoch's handler order left something out
         summary = {}
-        if self.checkpointer.best_value is not None:
-            summary[f"best_{self.key_metric}"] = float(self.checkpointer.best_value)
-            summary["best_epoch"] = float(self.checkpointer.best_epoch)
+        if self.history.best_value is not None:
+            summary[f"best_{self.history.key_metric}"] = float(self.history.best_value)
+            summary["best_epoch"] = float(self.history.best_epoch)
         for key, value in summary.items():
             self.client.log_metric(self.run_id, key, value, step=0)
         end_run(self.client, self.run_id, "FINISHED", self._artifacts())

@@ -31,13 +31,11 @@ class EpochSummary:
     """Logs one line per epoch: the epoch's metrics, the best key metric so far and the time taken.
 
     Args:
-        checkpointer: the :class:`RunCheckpointer` holding the per-epoch history and the best value.
-        key_metric: name of the model-selection metric.
+        history: the run's :class:`~medattn_monai.handlers.RunHistory`.
     """
 
-    def __init__(self, checkpointer: Any, key_metric: str = "val_bacc") -> None:
-        self.checkpointer = checkpointer
-        self.key_metric = key_metric
+    def __init__(self, history: Any) -> None:
+        self.history = history
         self._t0 = time.perf_counter()
 
     def attach(self, engine: Engine) -> None:
@@ -54,8 +52,8 @@ class EpochSummary:
 
     def __call__(self, engine: Engine) -> None:
         epoch, total = engine.state.epoch, engine.state.max_epochs
-        metrics = self.checkpointer.history.get(epoch, {})
-        parts = [f"{k} {v:.4f}" for k, v in metrics.items()]
-        if self.checkpointer.best_value is not None:
-            parts.append(f"best {self.key_metric} {self.checkpointer.best_value:.4f} (epoch {self.checkpointer.best_epoch})")
+        h = self.history
+        parts = [f"{k} {v:.4f}" for k, v in h.epochs.get(epoch, {}).items()]
+        if h.best_value is not None:
+            parts.append(f"best {h.key_metric} {h.best_value:.4f} (epoch {h.best_epoch})")
         logger.info("epoch %d/%d  %s  [%.1f s]", epoch, total, "  ".join(parts), time.perf_counter() - self._t0)

@@ -66,8 +66,8 @@ class BalancedAccuracy(Metric):
 
     Args:
         num_classes: number of classes K.
-        output_transform: maps the engine output to ``(y_pred, y)``; default takes ``pred`` and ``label`` from a
-            MONAI engine's output dict (batched or decollated).
+        output_transform: maps the engine output to ``(y_pred, y)``; by default (and in ``update``) a MONAI engine's
+            output dict, batched or decollated, gives ``pred`` and ``label``.
         device: device of the confusion counts (for DDP reduction on GPU).
     """
 
@@ -84,7 +84,7 @@ class BalancedAccuracy(Metric):
 
     @reinit__is_reduced
     def update(self, output: tuple[Any, Any]) -> None:
-        y_pred, y = output
+        y_pred, y = _pred_label(output)
         pred = _to_indices(y_pred).to(self._device)
         true = _to_indices(y).to(self._device)
         if pred.shape != true.shape:

@@ -1,0 +1,61 @@
+"""Shared fixtures: one demo dataset and one small trained ISIC run for every test that needs a model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+ISIC_BUNDLE = REPO / "bundles" / "isic_attention_classification"
+ISIC_CONFIGS = ISIC_BUNDLE / "configs"
+# small and fast, but the same code path as the README's demo run
+TRAIN_OVERRIDES = {"epochs": 3, "image_size": 32, "batch_size": 32, "val_batch_size": 256, "progress": False}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_environment(tmp_path_factory):
+    """No test writes an MLflow store into the working directory or reads the user's."""
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    yield
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> SimpleNamespace:
+    """The ISIC demo dataset (small), written once per session."""
+    from medattn_monai.data.demo import make_demo_data
+
+    root = tmp_path_factory.mktemp("demo")
+    make_demo_data(str(root), seed=0, n_lesions=400)
+    return SimpleNamespace(root=root, dataset_dir=root / "isic2019", datalist=root / "isic2019_datalist.json")
+
+
+def train_overrides(demo_data: SimpleNamespace, work: Path, **extra) -> dict:
+    """Config overrides that point a training at the demo data and a private store and output folder."""
+    return {
+        **TRAIN_OVERRIDES,
+        "dataset_dir": str(demo_data.dataset_dir),
+        "datalist": str(demo_data.datalist),
+        "output_root": str(work / "runs"),
+        "tracking_uri": f"sqlite:///{work / 'mlruns' / 'mlflow.db'}",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="session")
+def trained_run(demo_data, tmp_path_factory) -> SimpleNamespace:
+    """One 3-epoch ResNet18 training on the demo data, evaluated on its test split (shared by many tests)."""
+    from medattn_monai.engine import evaluate, train
+
+    work = tmp_path_factory.mktemp("trained")
+    overrides = train_overrides(demo_data, work)
+    run_dir = train(**overrides)
+    evaluate(run_dir)
+    from medattn_monai.handlers import read_run_info
+
+    info = read_run_info(run_dir)
+    return SimpleNamespace(run_dir=Path(run_dir), info=info, tracking_uri=overrides["tracking_uri"], work=work,
+                           overrides=overrides)

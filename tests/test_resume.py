@@ -1,0 +1,78 @@
+"""A training killed hard (SIGKILL) during epoch 2 resumes into the same MLflow run and ends exactly like an
+uninterrupted run with the same seed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+
+from conftest import ISIC_CONFIGS, REPO, train_overrides
+from medattn_monai.engine import resume
+from medattn_monai.handlers import read_run_info
+
+
+def _epoch(checkpoint: Path) -> int:
+    trainer = torch.load(checkpoint, weights_only=True)["trainer"]
+    return trainer["iteration"] // trainer["epoch_length"]
+
+
+def _kill_during_epoch_2(overrides: dict, cwd: Path) -> Path:
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file", str(ISIC_CONFIGS / "train.json")]
+    cmd += [f"--{k}={v}" for k, v in overrides.items()]
+    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    root = Path(overrides["output_root"])
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            found = list(root.glob("*/*/checkpoint_last.pt"))
+            if found:  # epoch 1 is complete and saved: epoch 2 is running
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return found[0].parent
+            time.sleep(0.02)
+        raise AssertionError(f"training did not reach epoch 2: {proc.stderr.read().decode()[-2000:]}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_sigkill_then_resume_equals_uninterrupted(trained_run, demo_data, tmp_path):
+    overrides = train_overrides(demo_data, tmp_path)
+    assert {k: v for k, v in overrides.items() if k not in ("output_root", "tracking_uri")} == {
+        k: v for k, v in trained_run.overrides.items() if k not in ("output_root", "tracking_uri")
+    }, "the reference run must have the same configuration"
+    run_dir = _kill_during_epoch_2(overrides, tmp_path)
+    assert _epoch(run_dir / "checkpoint_last.pt") == 1
+
+    client = mlflow.MlflowClient(overrides["tracking_uri"])
+    run_id = read_run_info(run_dir)["run_id"]
+    assert client.get_run(run_id).info.status == "RUNNING", "a SIGKILLed run stays RUNNING until resumed"
+
+    resume(str(run_dir))
+
+    assert read_run_info(run_dir)["run_id"] == run_id
+    runs = client.search_runs([client.get_run(run_id).info.experiment_id])
+    assert [r.info.run_id for r in runs] == [run_id], "resume continues the same run, it opens no other"
+    assert client.get_run(run_id).info.status == "FINISHED"
+
+    reference = mlflow.MlflowClient(trained_run.tracking_uri)
+    for key in ("val_bacc", "train_loss"):
+        got = client.get_metric_history(run_id, key)
+        steps = [m.step for m in got]
+        assert sorted(steps) == [1, 2, 3] and len(set(steps)) == len(steps), f"{key}: {steps}"
+        want = {m.step: m.value for m in reference.get_metric_history(trained_run.info["run_id"], key)}
+        assert {m.step: m.value for m in got} == pytest.approx(want, abs=1e-6), key
+    assert _epoch(run_dir / "checkpoint_last.pt") == 3
+    final = torch.load(run_dir / "checkpoint_last.pt", weights_only=True)
+    expected = torch.load(trained_run.run_dir / "checkpoint_last.pt", weights_only=True)["model"]
+    for name, tensor in final["model"].items():
+        torch.testing.assert_close(tensor, expected[name], rtol=0, atol=1e-5, msg=name)
