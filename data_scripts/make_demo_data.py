@@ -1,0 +1,11 @@
+"""Write the synthetic demo datasets (same as ``medattn demo-data``).
+
+Usage: python data_scripts/make_demo_data.py [--out_dir demo_data] [--seed 0] [--shuffle_labels] [--artefact_class NV]
+"""
+
+import sys
+
+from medattn_monai.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["demo-data", *sys.argv[1:]]))
