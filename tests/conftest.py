@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,9 +29,24 @@ def demo_data(tmp_path_factory) -> SimpleNamespace:
     """The ISIC demo dataset (small), written once per session."""
     from medattn_monai.data.demo import make_demo_data
 
+    import mlflow
+
     root = tmp_path_factory.mktemp("demo")
     make_demo_data(str(root), seed=0, n_lesions=400)
-    return SimpleNamespace(root=root, dataset_dir=root / "isic2019", datalist=root / "isic2019_datalist.json")
+    # an initialised, empty MLflow store: creating one costs seconds (schema migrations), copying it nothing
+    store = root / "empty_mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{store}").search_experiments()
+    return SimpleNamespace(root=root, dataset_dir=root / "isic2019", datalist=root / "isic2019_datalist.json",
+                           empty_store=store)
+
+
+def fresh_store(demo_data: SimpleNamespace, folder: Path) -> str:
+    """The URI of a new, empty MLflow store in ``folder``."""
+    db = folder / "mlruns" / "mlflow.db"
+    if not db.exists():
+        db.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(demo_data.empty_store, db)
+    return f"sqlite:///{db}"
 
 
 def train_overrides(demo_data: SimpleNamespace, work: Path, **extra) -> dict:
@@ -40,7 +56,7 @@ def train_overrides(demo_data: SimpleNamespace, work: Path, **extra) -> dict:
         "dataset_dir": str(demo_data.dataset_dir),
         "datalist": str(demo_data.datalist),
         "output_root": str(work / "runs"),
-        "tracking_uri": f"sqlite:///{work / 'mlruns' / 'mlflow.db'}",
+        "tracking_uri": fresh_store(demo_data, work),
         **extra,
     }
 
