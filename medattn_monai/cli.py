@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[Any, str]] = {
     "evaluate": ("medattn_monai.engine.workflow:evaluate", "evaluate a trained run on its test splits"),
     "models": ("medattn_monai.networks.summary:print_model_table", "parameters and overhead of every network"),
     "compare": ("medattn_monai.stats.compare:compare", "statistics over seeds: does a variant beat its baselines?"),
+    "search": ("medattn_monai.search.search:search", "Optuna hyper-parameter search; trials are MLflow child runs"),
+    "study": ("medattn_monai.search.study:study", "search, seeds, evaluation and comparison of every cell (resumable)"),
 }
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["MedattnError", "DataError", "ConfigError", "install_excepthook", "find_medattn_error", "error_message"]
+__all__ = ["MedattnError", "DataError", "ConfigError", "install_excepthook", "find_cause", "find_medattn_error",
+           "error_message"]
 
 
 class MedattnError(Exception):
@@ -27,15 +28,21 @@ class ConfigError(MedattnError):
     """Bad configuration: an unknown key, a value out of range, an inconsistent combination."""
 
 
-def find_medattn_error(exc: BaseException | None) -> MedattnError | None:
-    """Return the first :class:`MedattnError` in ``exc``'s cause/context chain (Ignite and MONAI wrap errors)."""
+def find_cause(exc: BaseException | None, kind: type | tuple[type, ...]) -> BaseException | None:
+    """Return the first exception of type ``kind`` in ``exc``'s cause/context chain (Ignite and MONAI wrap errors,
+    e.g. MONAI's ``RuntimeError("Failed to evaluate …")`` around whatever a bundle's ``run`` expression raised)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, MedattnError):
+        if isinstance(exc, kind):
             return exc
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return None
+
+
+def find_medattn_error(exc: BaseException | None) -> MedattnError | None:
+    """Return the first :class:`MedattnError` in ``exc``'s cause/context chain."""
+    return find_cause(exc, MedattnError)  # type: ignore[return-value]
 
 
 def error_message(err: BaseException) -> str:

@@ -17,7 +17,7 @@ from ..tracking.naming import cell_hash, git_commit, make_run_name
 __all__ = [
     "locate_bundle", "run_name_for", "output_dir_for", "resume_checkpoint", "experiment_for", "make_optimizer",
     "make_loss", "amp_enabled", "amp_kwargs", "channels_last_enabled", "training_tags", "check_hyper_parameters",
-    "seed_everything",
+    "seed_everything", "cell_of",
 ]
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -150,6 +150,14 @@ def check_hyper_parameters(epochs: int, batch_size: int, learning_rate: float, w
             raise ConfigError(f"bad value for {key}: {value!r}")
 
 
+def cell_of(dataset: str, split_hash: str, hyper_parameters: Mapping[str, Any]) -> str:
+    """The ``cell`` tag: a hash of the dataset, its split and every hyper-parameter except the seed.
+
+    A study computes it before training (from the parsed config) to find the runs a cell already has.
+    """
+    return cell_hash({"dataset": dataset, "split_hash": split_hash, **dict(hyper_parameters)})
+
+
 def training_tags(dataset: str, network_facts: Mapping[str, Any], seed: int, split_hash: str,
                   hyper_parameters: Mapping[str, Any], run_type: str = "train") -> dict[str, Any]:
     """The design's tags of a training run; ``cell`` hashes everything but the seed (and the split)."""
@@ -166,7 +174,7 @@ def training_tags(dataset: str, network_facts: Mapping[str, Any], seed: int, spl
         "params_count": int(facts["params_count"]),
         "split_hash": split_hash,
         "run_type": run_type,
-        "cell": cell_hash({"dataset": dataset, "split_hash": split_hash, **dict(hyper_parameters)}),
+        "cell": cell_of(dataset, split_hash, hyper_parameters),
         "git_commit": git_commit(),
     }
     return {k: v for k, v in tags.items() if v is not None}

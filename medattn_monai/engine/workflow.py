@@ -15,7 +15,8 @@ from ..errors import ConfigError
 from ..handlers.checkpoint import RUN_INFO, read_run_info
 from .setup import locate_bundle
 
-__all__ = ["DEFAULT_BUNDLE", "bundle_configs", "run_workflow", "train", "resume", "evaluate", "find_run_dir"]
+__all__ = ["DEFAULT_BUNDLE", "bundle_configs", "load_config", "run_workflow", "train", "resume", "evaluate",
+           "find_run_dir"]
 
 DEFAULT_BUNDLE = "isic_attention_classification"
 # run settings that may differ on resume (they do not change results)
@@ -32,22 +33,48 @@ def bundle_configs(bundle: str, *names: str) -> list[str]:
     return [str(p) for p in paths]
 
 
+def _apply_overrides(parser: Any, config_files: Sequence[str], overrides: dict[str, Any]) -> None:
+    # unknown keys are refused: a typo would otherwise silently do nothing
+    unknown = [k for k in overrides if k.split("#")[0] not in parser.get()]
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {unknown} for {list(config_files)}")
+    for key, value in overrides.items():
+        parser[key] = value
+
+
+def load_config(config_files: Sequence[str], **overrides: Any) -> Any:
+    """The bundle configuration with ``overrides`` applied, as a MONAI ``ConfigParser``, without running anything.
+
+    Parse only what is needed (``parser.get_parsed_content("hyper_parameters")``): e.g. a study reads a cell's
+    hyper-parameters and experiment before deciding whether to train it.
+    """
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser(ConfigParser.load_config_files(list(config_files)))
+    _apply_overrides(parser, config_files, overrides)
+    return parser
+
+
 def run_workflow(config_files: Sequence[str], workflow_type: str = "train", tracking: str | None = None,
-                 **overrides: Any) -> Any:
+                 extra_handlers: Sequence[Any] = (), **overrides: Any) -> Any:
     """Create, initialise, run and finalise a ``ConfigWorkflow``; returns the workflow (its parser has the config).
 
-    Unknown override keys are refused (a typo would otherwise silently do nothing).
+    Args:
+        config_files: the bundle's config files (base first, overlays after).
+        workflow_type: MONAI's workflow type (``train``, ``infer``).
+        tracking: MONAI's ``--tracking`` option.
+        extra_handlers: config items (``{"_target_": …}`` dicts, which may hold live objects) appended to
+            ``train#handlers``, after the bundle's own: e.g. a hyper-parameter search's pruning handler.
+        overrides: config keys; unknown keys are refused (a typo would otherwise silently do nothing).
     """
     from monai.bundle import ConfigWorkflow
 
     config_files = list(config_files)
     workflow = ConfigWorkflow(config_file=config_files, workflow_type=workflow_type, tracking=tracking,
                               meta_file=str(Path(config_files[0]).parent / "metadata.json"))
-    unknown = [k for k in overrides if k.split("#")[0] not in workflow.parser.get()]
-    if unknown:
-        raise ConfigError(f"unknown config key(s) {unknown} for {config_files}")
-    for key, value in overrides.items():
-        workflow.parser[key] = value
+    _apply_overrides(workflow.parser, config_files, overrides)
+    if extra_handlers:
+        workflow.parser["train#handlers"] = list(workflow.parser["train#handlers"]) + list(extra_handlers)
     workflow.initialize()
     try:
         workflow.run()
@@ -88,13 +115,15 @@ def find_run_dir(run: str, output_root: str = "runs", tracking_uri: str | None =
     return str(candidate)
 
 
-def resume(run: str, output_root: str = "runs", tracking_uri: str | None = None, **settings: Any) -> str:
+def resume(run: str, output_root: str = "runs", tracking_uri: str | None = None, multi_gpu: bool = False,
+           **settings: Any) -> str:
     """Continue an interrupted training from its last checkpoint into the same MLflow run; returns the run folder.
 
     Args:
         run: the run folder, or its MLflow run id.
         output_root: where run folders live (to find one by run id).
         tracking_uri: the MLflow store (to find a run by id).
+        multi_gpu: add the bundle's ``multi_gpu_train.json`` (launch under ``torchrun``).
         settings: run settings to change (``cache``, ``num_workers``, ``amp``, …); hyper-parameters cannot change.
     """
     run_dir = find_run_dir(run, output_root, tracking_uri)
@@ -115,7 +144,8 @@ def resume(run: str, output_root: str = "runs", tracking_uri: str | None = None,
     if info.get("tracking_uri"):
         overrides["tracking_uri"] = info["tracking_uri"]
         overrides["experiment_name"] = info["experiment_name"]
-    run_workflow(bundle_configs(info["bundle_root"], "train.json"), "train", **overrides)
+    names = ["train.json"] + (["multi_gpu_train.json"] if multi_gpu else [])
+    run_workflow(bundle_configs(info["bundle_root"], *names), "train", **overrides)
     return run_dir
 
 

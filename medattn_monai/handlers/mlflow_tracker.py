@@ -6,7 +6,8 @@
 - Epoch metrics come from the run's :class:`RunHistory` and are logged once per (key, epoch): a resumed run
   that repeats an epoch never logs a step twice.
 - ``COMPLETED`` logs ``best_<key>`` and uploads the run folder's files, then marks the run FINISHED; an exception
-  marks it FAILED (Ctrl-C: KILLED) after uploading what exists, then propagates.
+  marks it FAILED (Ctrl-C: KILLED) after uploading what exists, then propagates. A search trial stopped by its
+  pruner (Optuna's ``TrialPruned``) ends KILLED with the tag ``pruned=true``; epoch metrics logged so far stay.
 - MONAI's own ``MLFlowHandler`` (added by ``python -m monai.bundle run … --tracking mlflow``) is detached from the
   engines before they log anything else, so nothing is logged twice; it shares this run through the bundle's
   ``run_name``/``tracking_uri``/``experiment_name`` keys.
@@ -15,18 +16,19 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ignite.engine import Engine, Events
 
-from ..errors import error_message, find_medattn_error
+from ..errors import error_message, find_cause, find_medattn_error
 from ..tracking.runs import create_run, end_run, log_params_once, open_client, reopen_run, stringify
 from ..tracking.store import resolve_tracking_uri
 from .checkpoint import RunHistory, read_run_info, update_run_info
 
-__all__ = ["MLflowTracker", "detach_foreign_mlflow_handlers"]
+__all__ = ["MLflowTracker", "detach_foreign_mlflow_handlers", "is_pruned"]
 
 logger = logging.getLogger(__name__)
 
@@ -145,9 +147,14 @@ class MLflowTracker:
 
     def exception_raised(self, engine: Engine, e: BaseException) -> None:
         if self.run_id is not None:
-            status = "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED"
+            pruned = is_pruned(e)
+            status = "KILLED" if pruned or isinstance(e, KeyboardInterrupt) else "FAILED"
             try:
-                self.client.set_tag(self.run_id, "error", stringify(error_message(e))[:4000])
+                self.epoch_completed(engine)  # the epoch that decided to stop is part of the record
+                if pruned:
+                    self.client.set_tag(self.run_id, "pruned", "true")
+                else:
+                    self.client.set_tag(self.run_id, "error", stringify(error_message(e))[:4000])
                 end_run(self.client, self.run_id, status, self._artifacts())
             except Exception as log_error:  # noqa: BLE001 - the original error matters more
                 logger.warning("could not mark MLflow run %s %s: %s", self.run_id, status, log_error)
@@ -155,3 +162,12 @@ class MLflowTracker:
         if err is not None:  # one clear line, not the DataLoader worker's traceback
             raise type(err)(error_message(err)) from None
         raise e
+
+
+def is_pruned(e: BaseException) -> bool:
+    """Whether ``e`` is (or wraps) a hyper-parameter search stopping the run early (Optuna's ``TrialPruned``).
+
+    Checked without importing Optuna: a run that is not part of a search never loads it.
+    """
+    optuna = sys.modules.get("optuna")
+    return optuna is not None and find_cause(e, optuna.TrialPruned) is not None

@@ -1,0 +1,404 @@
+"""``medattn study``: the paper's protocol as one resumable command.
+
+For every cell of the matrix (datasets × backbones × variants and baselines): a hyper-parameter search (or given
+parameters), then one training per seed with the best parameters, each evaluated on the bundle's test splits, all
+recorded in MLflow under the design's tags (``run_type=train``, ``cell``) plus ``study=<name>``. At the end: a
+summary table (mean ± std per cell and metric), ``medattn compare`` per experiment and, once it exists,
+``medattn explain`` on one run per cell.
+
+Resumable and shareable: what is done is read back from MLflow (a FINISHED, evaluated run of a (cell, seed) is
+never trained again; a run killed hard is resumed into the same MLflow run; a FAILED one is retried ``retries``
+times and then reported), and workers that run the same config on the same Optuna storage and MLflow store split
+the work through leases (:mod:`medattn_monai.search.leases`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from ..engine.setup import cell_of
+from ..engine.workflow import DEFAULT_BUNDLE, bundle_configs, evaluate, find_run_dir, load_config
+from ..errors import ConfigError, MedattnError, error_message, find_medattn_error
+from ..handlers.checkpoint import LAST_CHECKPOINT, read_run_info
+from ..stats.report import latex_table, markdown_table, terminal_table
+from ..tracking.runs import open_client
+from .cells import Cell, matrix
+from .launch import resume_training, run_training
+from .leases import GRACE_S, try_claim
+from .search import SearchResult, search
+from .storage import default_storage, open_storage
+from .study_config import StudyConfig, load_study_config
+
+__all__ = ["StudyIncomplete", "StudyResult", "study", "summarize"]
+
+logger = logging.getLogger("medattn")
+_EVAL_SETTINGS = ("progress", "cache", "num_workers", "val_batch_size", "amp", "channels_last")
+POLL_S = 15.0
+
+
+class StudyIncomplete(MedattnError):
+    """Some runs failed even after their retries (the summary and comparison cover the others)."""
+
+    exit_code = 1
+
+
+@dataclass
+class StudyResult:
+    """What a study produced: the runs it covers, the per-cell summary, and what failed or is still running."""
+
+    out: str
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Plan:
+    """One cell on its way through the study: its bundle keys, then its parameters, then its runs."""
+
+    cell: Cell
+    bundle: str
+    base: dict[str, Any]
+    seeds: list[int]
+    params: dict[str, Any] | None = None
+    source: str = ""
+    cell_hash: str = ""
+    experiment: str = ""
+    tracking_uri: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.cell.label
+
+    def overrides(self, seed: int) -> dict[str, Any]:
+        return {**self.base, **(self.params or {}), "seed": seed}
+
+    def resolve(self) -> None:
+        """Fix the cell's identity (the design's ``cell`` tag) and experiment from its final configuration."""
+        parser = load_config(bundle_configs(self.bundle, "train.json"), **self.overrides(self.seeds[0]))
+        datalist = parser.get_parsed_content("datalist_content")
+        self.cell_hash = cell_of(parser.get_parsed_content("dataset_name"), datalist["split_hash"],
+                                 parser.get_parsed_content("hyper_parameters"))
+        self.experiment = parser.get_parsed_content("experiment_name")
+        self.tracking_uri = parser.get_parsed_content("tracking_uri")
+
+
+def _plans(cfg: StudyConfig) -> list[_Plan]:
+    cells = matrix(len(cfg.datasets), cfg.backbones, cfg.variants, cfg.baselines)
+    plans = []
+    for cell in cells:
+        dataset = dict(cfg.datasets[cell.dataset])
+        bundle = dataset.pop("bundle", DEFAULT_BUNDLE)
+        base = {"progress": False, **cfg.overrides, **dataset, **cell.network, "output_root": cfg.output_root}
+        if cfg.tracking_uri:
+            base["tracking_uri"] = cfg.tracking_uri
+        base["extra_tags"] = {**base.get("extra_tags", {}), "study": cfg.name}
+        plans.append(_Plan(cell, bundle, base, list(cfg.seeds)))
+    return plans
+
+
+def _find_runs(plan: _Plan, seed: int) -> list[Any]:
+    """The training runs of (cell, seed), newest first."""
+    client = open_client(plan.tracking_uri)
+    exp = client.get_experiment_by_name(plan.experiment)
+    if exp is None:
+        return []
+    query = f"tags.cell = '{plan.cell_hash}' and tags.seed = '{seed}' and tags.run_type = 'train'"
+    return client.search_runs([exp.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"])
+
+
+def _done(run: Any) -> bool:
+    return run.info.status == "FINISHED" and run.data.tags.get("evaluated") == "true"
+
+
+class _Runner:
+    """Runs the plans of one study config in this worker."""
+
+    def __init__(self, cfg: StudyConfig) -> None:
+        self.cfg = cfg
+        self.storage = cfg.storage or default_storage(cfg.output_root)
+        self._storage = open_storage(self.storage)
+        self.outcomes: list[dict[str, Any]] = []
+        self.failures: list[dict[str, Any]] = []
+
+    # --- parameters ------------------------------------------------------------------------------------------
+    def parameters(self, plan: _Plan) -> bool:
+        """Set ``plan.params`` from the given ones or the cell's search; False while other workers still search."""
+        given = self.cfg.params.get(plan.label, self.cfg.params.get("*"))
+        search_cfg = self.cfg.search
+        if given is not None or not search_cfg["enabled"]:
+            plan.params, plan.source = dict(given or {}), "given" if given is not None else "bundle defaults"
+            return True
+        overrides = {**plan.base, **search_cfg["overrides"], "seed": search_cfg["seed"]}
+        result: SearchResult = search(
+            plan.bundle, n_trials=search_cfg["n_trials"], space=search_cfg["space"], storage=self.storage,
+            sampler_seed=search_cfg["sampler_seed"], n_startup_trials=search_cfg["n_startup_trials"],
+            n_warmup_steps=search_cfg["n_warmup_steps"], enqueue_defaults=search_cfg["enqueue_defaults"],
+            gpus_per_run=self.cfg.gpus_per_run, quiet=True, **overrides,
+        )
+        if not result.finished:
+            logger.info("%s: waiting for other workers' trials of %s", plan.label, result.study_name)
+            return False
+        if result.best_value is None:
+            raise ConfigError(f"the search of {plan.label} ({result.study_name}) has no completed trial: "
+                              f"{result.counts}; see its trials in MLflow")
+        plan.params, plan.source = dict(result.best_params), f"search {result.study_name} trial {result.best_trial}"
+        return True
+
+    # --- one (cell, seed) ------------------------------------------------------------------------------------
+    def _eval_settings(self, plan: _Plan) -> dict[str, Any]:
+        return {k: plan.base[k] for k in _EVAL_SETTINGS if k in plan.base}
+
+    def _advance(self, plan: _Plan, seed: int) -> tuple[str, str]:
+        """Take (cell, seed) one step to done, from whatever state MLflow records; returns (action, run id)."""
+        runs = _find_runs(plan, seed)
+        finished = [r for r in runs if r.info.status == "FINISHED"]
+        if finished:
+            run_dir, action = find_run_dir(finished[0].info.run_id, self.cfg.output_root, plan.tracking_uri), "evaluated"
+        else:
+            interrupted = [r for r in runs if r.info.status in ("RUNNING", "KILLED")]
+            folders = [Path(self.cfg.output_root, plan.experiment, r.info.run_name) for r in interrupted]
+            folders = [f for f in folders if (f / LAST_CHECKPOINT).is_file()]
+            if folders:
+                logger.info("%s seed %d: resuming the interrupted run %s", plan.label, seed, folders[0].name)
+                run_dir, action = resume_training(str(folders[0]), self.cfg.gpus_per_run), "resumed"
+            else:
+                run_dir = run_training(plan.bundle, plan.overrides(seed), self.cfg.gpus_per_run)
+                action = "trained"
+        evaluate(run_dir, splits=self.cfg.eval_splits, **self._eval_settings(plan))
+        run_id = read_run_info(run_dir)["run_id"]
+        open_client(plan.tracking_uri).set_tag(run_id, "evaluated", "true")
+        return action, run_id
+
+    def ensure(self, plan: _Plan, seed: int) -> dict[str, Any] | None:
+        """Make (cell, seed) done; returns its outcome, or None when another worker holds it."""
+        outcome = {"experiment": plan.experiment, "cell": plan.label, "cell_hash": plan.cell_hash, "seed": seed}
+        runs = _find_runs(plan, seed)
+        if runs and any(_done(r) for r in runs):
+            return {**outcome, "action": "skipped", "run_id": next(r.info.run_id for r in runs if _done(r))}
+        claim = try_claim(self._storage, f"{plan.experiment}/{plan.cell_hash}/s{seed}", GRACE_S)
+        if claim is None:
+            return None
+        errors = []
+        with claim:
+            for attempt in range(1 + self.cfg.retries):
+                try:
+                    action, run_id = self._advance(plan, seed)
+                    claim.finish()
+                    return {**outcome, "action": action, "run_id": run_id, "errors": errors}
+                except KeyboardInterrupt:
+                    raise
+                except Exception as e:  # noqa: BLE001 - a failed run is retried, then reported
+                    err = find_medattn_error(e) or e
+                    errors.append(f"{type(err).__name__}: {error_message(err)}")
+                    logger.warning("%s seed %d failed (attempt %d of %d): %s", plan.label, seed, attempt + 1,
+                                   1 + self.cfg.retries, errors[-1])
+        failure = {**outcome, "action": "failed", "run_id": None, "errors": errors}
+        self.failures.append(failure)
+        return failure
+
+    # --- the matrix ------------------------------------------------------------------------------------------
+    def run(self, plans: list[_Plan]) -> None:
+        from tqdm.auto import tqdm
+
+        total = sum(len(p.seeds) for p in plans)
+        remaining = {id(p): list(p.seeds) for p in plans}
+        pending = list(plans)
+        with tqdm(total=total, desc="study", unit="run", dynamic_ncols=True) as bar:
+            while pending:
+                progressed = False
+                for plan in list(pending):
+                    if plan.params is None:
+                        bar.set_postfix_str(f"{plan.label}: search")
+                        if not self.parameters(plan):
+                            continue
+                        plan.resolve()
+                        bar.write(f"{plan.label}: {plan.source}: {json.dumps(plan.params, sort_keys=True)}")
+                        progressed = True
+                    for seed in list(remaining[id(plan)]):
+                        bar.set_postfix_str(f"{plan.label} seed {seed}")
+                        outcome = self.ensure(plan, seed)
+                        if outcome is None:
+                            continue
+                        self.outcomes.append(outcome)
+                        remaining[id(plan)].remove(seed)
+                        bar.update(1)
+                        progressed = True
+                        if outcome["action"] == "failed":
+                            bar.write(f"{plan.label} seed {seed}: FAILED ({'; '.join(outcome['errors'])})")
+                    if not remaining[id(plan)]:
+                        pending.remove(plan)
+                if pending and not progressed:
+                    bar.set_postfix_str(f"waiting for other workers ({len(pending)} cells)")
+                    time.sleep(POLL_S)
+
+
+def _metric_columns(metrics: Mapping[str, float]) -> list[str]:
+    # the study's numbers: best_<key> and every evaluation metric, not the last epoch's per-epoch values
+    return sorted(k for k in metrics if f"best_{k}" not in metrics and k not in ("train_loss", "best_epoch"))
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std and n per cell and metric of a frame with one row per run (``experiment, cell, seed, …``).
+
+    Returns one row per (experiment, cell, metric) with ``n, mean, std``; std is the sample standard deviation
+    (n - 1), NaN for a single run.
+    """
+    id_cols = ["experiment", "cell", "cell_hash", "seed", "run_id", "run_name"]
+    metric_cols = [c for c in runs.columns if c not in id_cols]
+    long = runs.melt(id_vars=["experiment", "cell"], value_vars=metric_cols, var_name="metric").dropna()
+    grouped = long.groupby(["experiment", "cell", "metric"], sort=False)["value"]
+    return grouped.agg(n="count", mean="mean", std="std").reset_index()
+
+
+def _collect(plans: list[_Plan]) -> pd.DataFrame:
+    rows = []
+    for plan in plans:
+        if not plan.cell_hash:
+            continue
+        for seed in plan.seeds:
+            done = [r for r in _find_runs(plan, seed) if _done(r)]
+            if not done:
+                continue
+            run = done[0]
+            rows.append({"experiment": plan.experiment, "cell": plan.label, "cell_hash": plan.cell_hash, "seed": seed,
+                         "run_id": run.info.run_id, "run_name": run.info.run_name,
+                         **{k: run.data.metrics[k] for k in _metric_columns(run.data.metrics)}})
+    return pd.DataFrame(rows)
+
+
+def _wide(summary: pd.DataFrame, terminal: bool = False) -> pd.DataFrame:
+    if summary.empty:
+        return summary
+    shown = summary
+    if terminal:  # per-class recalls make the terminal table unreadable; they stay in the files
+        shown = summary[~summary["metric"].str.contains("_recall_")]
+    text = shown.assign(value=[f"{m:.4f} ± {s:.4f}" if pd.notna(s) else f"{m:.4f}"
+                               for m, s in zip(shown["mean"], shown["std"])])
+    table = text.pivot_table(index=["experiment", "cell"], columns="metric", values="value", aggfunc="first",
+                             sort=False)
+    n = shown.groupby(["experiment", "cell"], sort=False)["n"].max()
+    return table.assign(n=n).reset_index()
+
+
+def _write_summary(runs: pd.DataFrame, summary: pd.DataFrame, out: Path, cfg: StudyConfig,
+                   outcomes: list[dict[str, Any]]) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"study_runs.csv": runs, "study_summary.csv": summary}
+    for name, frame in files.items():
+        frame.to_csv(out / name, index=False)
+    wide = _wide(summary)
+    title = f"Study {cfg.name}: mean ± std over seeds"
+    (out / "study_summary.md").write_text(
+        f"# {title}\n\n" + (markdown_table(wide) if not wide.empty else "(no finished runs)") + "\n")
+    if not wide.empty:
+        (out / "study_summary.tex").write_text(latex_table(wide, title) + "\n")
+    (out / "study_outcomes.json").write_text(json.dumps(outcomes, indent=1, default=str) + "\n")
+    names = ("study_runs.csv", "study_summary.csv", "study_summary.md", "study_summary.tex", "study_outcomes.json")
+    return [out / n for n in names if (out / n).is_file()]
+
+
+def _log_summary(cfg: StudyConfig, plans: list[_Plan], files: list[Path], config_text: str) -> None:
+    """One bookkeeping run per experiment (``run_type=comparison``, tag ``study``) holding the summary files."""
+    from ..tracking import tracked_run, unique_run_name
+
+    by_experiment: dict[str, _Plan] = {}
+    for plan in plans:
+        if plan.experiment:
+            by_experiment.setdefault(plan.experiment, plan)
+    for experiment, plan in by_experiment.items():
+        tags = {"run_type": "comparison", "study": cfg.name}
+        params = {"cells": sum(p.experiment == experiment for p in plans), "seeds": json.dumps(cfg.seeds)}
+        with tracked_run(experiment, unique_run_name(f"study-{cfg.name}"), tags, plan.tracking_uri, params) as run:
+            run.client.log_text(run.run_id, config_text, "study_config.yaml")
+            for path in files:
+                run.client.log_artifact(run.run_id, str(path))
+
+
+def _compare(cfg: StudyConfig, plans: list[_Plan], out: Path) -> None:
+    from ..stats.compare import compare
+
+    settings = {k: v for k, v in cfg.compare.items() if k != "enabled"}
+    for experiment in sorted({p.experiment for p in plans if p.experiment}):
+        uri = next(p.tracking_uri for p in plans if p.experiment == experiment)
+        compare(experiment, out=str(out / "comparison" / experiment), tracking_uri=uri, **settings)
+
+
+def _explain(cfg: StudyConfig, runs: pd.DataFrame, plans: list[_Plan]) -> None:
+    """``medattn explain`` on the first seed's run of every cell, once the explain command exists (issue 7)."""
+    explain = getattr(importlib.import_module("medattn_monai.explain"), "explain", None)
+    if explain is None:
+        print("explain: skipped (the `medattn explain` command is not part of this version yet)")
+        return
+    uris = {p.experiment: p.tracking_uri for p in plans}
+    for (experiment, cell), group in runs.groupby(["experiment", "cell"], sort=False):
+        run_id = group.sort_values("seed")["run_id"].iloc[0]
+        try:
+            explain(run_id=run_id, tracking_uri=uris.get(experiment))
+        except Exception as e:  # noqa: BLE001 - explanations are a report, not a reason to lose the study
+            print(f"explain {cell} ({run_id}): failed: {error_message(find_medattn_error(e) or e)}")
+
+
+def study(config: str | None = None, demo: bool = False, out: str | None = None, **changes: Any) -> StudyResult:
+    """Run the study of ``config`` (resumable; several workers may run it at once on a shared storage).
+
+    Args:
+        config: the study YAML/JSON (see ``docs/study.md``).
+        demo: the whole protocol on small synthetic ISIC data (ResNet18 none/ga/la/ela, 2 trials per variant,
+            3 seeds, 64 px): a few minutes on a laptop; writes ``demo_data/study`` and runs into ``runs/``.
+        out: folder of the summary and comparison (default: the config's ``out``).
+        changes: top-level config keys to change, e.g. ``--gpus_per_run 2`` or ``--seeds 5``.
+
+    Returns:
+        The :class:`StudyResult`; raises :class:`StudyIncomplete` at the end if some run failed twice.
+    """
+    import yaml
+
+    if demo == bool(config):
+        raise ConfigError("give either --config study.yaml or --demo")
+    if demo:
+        from .demo import demo_config
+
+        raw = demo_config()
+    else:
+        raw = yaml.safe_load(Path(config).read_text()) if Path(config).is_file() else None
+        if raw is None:
+            load_study_config(config)  # the precise error (missing file, bad YAML)
+    raw = {**raw, **changes, **({"out": out} if out else {})}
+    cfg = StudyConfig.from_dict(raw, source=str(config or "the demo study"))
+    plans = _plans(cfg)
+    print(f"study {cfg.name}: {len(plans)} cells × {len(cfg.seeds)} seeds "
+          f"({', '.join(p.label for p in plans)}); Optuna storage {cfg.storage or default_storage(cfg.output_root)}")
+    runner = _Runner(cfg)
+    runner.run(plans)
+
+    out_dir = Path(cfg.out)
+    runs = _collect(plans)
+    summary = summarize(runs) if len(runs) else pd.DataFrame(columns=["experiment", "cell", "metric", "n", "mean", "std"])
+    files = _write_summary(runs, summary, out_dir, cfg, runner.outcomes)
+    wide = _wide(summary, terminal=True)
+    print("\n" + (terminal_table(wide) if not wide.empty else "no finished runs") + "\n")
+    counts: dict[str, int] = {}
+    for o in runner.outcomes:
+        counts[o["action"]] = counts.get(o["action"], 0) + 1
+    print("runs: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) + f"; summary in {out_dir}")
+    _log_summary(cfg, plans, files, yaml.safe_dump(raw, sort_keys=False))
+    if cfg.compare["enabled"] and len(runs):
+        _compare(cfg, plans, out_dir)
+    if cfg.explain and len(runs):
+        _explain(cfg, runs, plans)
+    result = StudyResult(str(out_dir), runs, summary, runner.outcomes, runner.failures)
+    if runner.failures:
+        listed = "; ".join(f"{f['cell']} seed {f['seed']}: {f['errors'][-1]}" for f in runner.failures)
+        raise StudyIncomplete(f"{len(runner.failures)} run(s) failed after {cfg.retries} retr"
+                              f"{'y' if cfg.retries == 1 else 'ies'}: {listed}")
+    return result
