@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..errors import ConfigError
 from .factory import CNN_BACKBONES, NetworkSpec, _construct, describe_network, variants_of
+from .nets.stage_attention import normalize_stages
 
 __all__ = ["model_rows", "model_table", "print_model_table"]
 
@@ -19,9 +21,10 @@ __all__ = ["model_rows", "model_table", "print_model_table"]
 def _macs(spec: NetworkSpec, image_size: int) -> tuple[int, tuple[int, ...]]:
     with torch.device("meta"):
         net = _construct(spec).eval()
-        x = torch.empty(1, spec.in_channels, image_size, image_size)
-        with FlopCounterMode(display=False) as counter:
-            out = net(x)
+    x = torch.empty(1, spec.in_channels, image_size, image_size, device="meta")
+    # outside the device context: its per-op dispatch would make the forward pass ~10x slower
+    with FlopCounterMode(display=False) as counter:
+        out = net(x)
     return counter.get_total_flops() // 2, tuple(out.shape)
 
 
@@ -41,13 +44,22 @@ def _row(name: str, spec_args: dict, plain_params: int | None, image_size: int) 
     }
 
 
-def model_rows(image_size: int = 224, num_classes: int = 2, in_channels: int = 3, stages: tuple = (3, 4)) -> list[dict]:
+def model_rows(
+    image_size: int = 224,
+    num_classes: int = 2,
+    in_channels: int = 3,
+    stages: tuple = (3, 4),
+    backbones: tuple = CNN_BACKBONES,
+) -> list[dict]:
     """One dict per network: ``network, params, overhead`` (fraction over the plain backbone or, for a ViT, its
     family's plain CNN), ``gmacs`` (multiply-adds ×1e9 for one image), ``output``, ``stages`` (with attention),
-    ``width`` (the width knob of size-matched CNNs and ViTs)."""
+    ``width`` (the width knob of size-matched CNNs and ViTs). ``backbones``: the CNN families to list."""
+    unknown = [b for b in backbones if b not in CNN_BACKBONES]
+    if unknown:
+        raise ConfigError(f"backbones={list(backbones)!r}: {unknown} not among {list(CNN_BACKBONES)}")
     common = dict(num_classes=num_classes, in_channels=in_channels, image_size=image_size)
     rows = []
-    for backbone in CNN_BACKBONES:
+    for backbone in backbones:
         plain = describe_network(backbone, **common)["params_count"]
         rows.append(_row(f"{backbone} plain", dict(backbone=backbone, **common), None, image_size))
         for variant in variants_of(backbone):
@@ -56,15 +68,21 @@ def model_rows(image_size: int = 224, num_classes: int = 2, in_channels: int = 3
         for variant in variants_of(backbone):
             args = dict(backbone=backbone, baseline="size_matched", matched_to=variant, stages=stages, **common)
             rows.append(_row(f"{backbone} size-matched to {variant}", args, plain, image_size))
-    for family in CNN_BACKBONES:
+    for family in backbones:
         plain = describe_network(family, **common)["params_count"]
         rows.append(_row(f"vit (sized to {family})", dict(backbone="vit", family=family, **common), plain, image_size))
     return rows
 
 
-def model_table(image_size: int = 224, num_classes: int = 2, in_channels: int = 3, stages: tuple = (3, 4)) -> str:
+def model_table(
+    image_size: int = 224,
+    num_classes: int = 2,
+    in_channels: int = 3,
+    stages: tuple = (3, 4),
+    backbones: tuple = CNN_BACKBONES,
+) -> str:
     """The rows of :func:`model_rows` as an aligned text table."""
-    rows = model_rows(image_size, num_classes, in_channels, stages)
+    rows = model_rows(image_size, num_classes, in_channels, stages, backbones)
     header = ("network", "params", "overhead", f"GMACs@{image_size}", "output", "attn stages", "width")
     cells = [
         (
@@ -85,7 +103,13 @@ def model_table(image_size: int = 224, num_classes: int = 2, in_channels: int = 
     return "\n".join(lines)
 
 
-def print_model_table(image_size: int = 224, num_classes: int = 2, in_channels: int = 3, stages: tuple = (3, 4)) -> None:
+def print_model_table(
+    image_size: int = 224,
+    num_classes: int = 2,
+    in_channels: int = 3,
+    stages: tuple = (3, 4),
+    backbones: tuple = CNN_BACKBONES,
+) -> None:
     """Print every backbone × variant and baseline: parameters, overhead over the plain backbone, multiply-adds
     for one ``image_size`` image, output shape, stages with attention and width knob.
 
@@ -93,6 +117,10 @@ def print_model_table(image_size: int = 224, num_classes: int = 2, in_channels: 
         image_size: input side (224 for ISIC, 96 for Camelyon17, 64 for the demo).
         num_classes: number of logits.
         in_channels: input channels.
-        stages: stages carrying the attention variants.
+        stages: stages carrying the attention variants (e.g. ``--stages 3,4``).
+        backbones: CNN families to list, each with its variants, size-matched CNNs and ViT (e.g.
+            ``--backbones resnet18``); all three by default.
     """
-    print(model_table(image_size, num_classes, in_channels, tuple(stages) if not isinstance(stages, int) else (stages,)))
+    if isinstance(backbones, str):
+        backbones = tuple(b.strip() for b in backbones.split(",") if b.strip())
+    print(model_table(image_size, num_classes, in_channels, normalize_stages(stages), tuple(backbones)))

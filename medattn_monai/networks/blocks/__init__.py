@@ -13,8 +13,8 @@ from .attention_ops import (
     neighbour_offsets,
 )
 from .depthwise_attention import DepthwiseLocalAttention2d
-from .global_attention import GlobalSelfAttention2d
-from .local_attention import LocalSelfAttention2d
+from .global_self_attention import GlobalSelfAttention2d
+from .local_self_attention import LocalSelfAttention2d
 from .relative_position import RelativePositionBias2d
 from .residual_attention import ResidualAttention2d
 

@@ -4,8 +4,9 @@
   ``denseblock{s}`` (before ``transition{s}``, or before ``norm5`` for stage 4); no parameter is renamed.
 - ``ela``: every dense layer's 3×3 convolution (``layers.conv2``, ``bn_size·growth → growth``) in the chosen
   blocks becomes a :class:`~medattn_monai.networks.blocks.LocalAttentionConv2d`.
-- ``se``: MONAI's ``ChannelSELayer`` (reduction 16) on each dense layer's new features before they are
-  concatenated (``layers.se``, appended after ``conv2``).
+- ``se``: MONAI's ``ChannelSELayer`` on each dense layer's new features before they are concatenated
+  (``layers.se``, appended after ``conv2``); the 32 new features get 16 hidden units (reduction 2, see
+  :func:`~.stage_attention.se_reduction`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from torch import nn
 
 from ...errors import ConfigError
 from ..blocks import LocalAttentionConv2d
-from .stage_attention import AttentionOptions, added_attention
+from .stage_attention import AttentionOptions, added_attention, se_reduction
 
 __all__ = ["AttentionDenseNet121"]
 
 _BN_SIZE = 4  # MONAI's default bottleneck factor: dense layers' 1×1 conv widens to 4·growth_rate
-_SE_REDUCTION = 16
 
 
 class AttentionDenseNet121(DenseNet121):
@@ -74,7 +74,7 @@ class AttentionDenseNet121(DenseNet121):
                 continue
             for layer in block:
                 if attention == "se":
-                    layer.layers.add_module("se", ChannelSELayer(2, growth_rate, r=_SE_REDUCTION))
+                    layer.layers.add_module("se", ChannelSELayer(2, growth_rate, r=se_reduction(growth_rate)))
                 elif attention == "ela":
                     try:
                         layer.layers.conv2 = LocalAttentionConv2d(_BN_SIZE * growth_rate, growth_rate, window, heads)

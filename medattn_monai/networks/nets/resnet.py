@@ -18,7 +18,7 @@ from monai.networks.nets.resnet import ResNet, ResNetBlock, get_inplanes
 
 from ...errors import ConfigError
 from ..blocks import LocalAttentionConv2d
-from .stage_attention import AttentionOptions, added_attention
+from .stage_attention import AttentionOptions, added_attention, se_reduction
 
 __all__ = ["AttentionResNet18", "SEResNetBlock"]
 
@@ -27,14 +27,12 @@ class SEResNetBlock(ResNetBlock):
     """MONAI's basic ResNet block with channel squeeze-and-excitation on the residual branch (before the addition).
 
     Same arguments as :class:`monai.networks.nets.resnet.ResNetBlock`; adds ``se`` (``ChannelSELayer``, reduction
-    ``se_reduction`` = 16 as in SE-ResNet). Parameter names of the plain block are unchanged.
+    16 as in SE-ResNet: :func:`~.stage_attention.se_reduction`). Parameter names of the plain block are unchanged.
     """
-
-    se_reduction = 16
 
     def __init__(self, in_planes: int, planes: int, spatial_dims: int = 3, stride: int = 1, **kwargs) -> None:
         super().__init__(in_planes, planes, spatial_dims=spatial_dims, stride=stride, **kwargs)
-        self.se = ChannelSELayer(spatial_dims, planes, r=self.se_reduction)
+        self.se = ChannelSELayer(spatial_dims, planes, r=se_reduction(planes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = x

@@ -17,7 +17,7 @@ from torch import nn
 from ...errors import ConfigError
 from ..blocks import GlobalSelfAttention2d, LocalSelfAttention2d
 
-__all__ = ["VARIANTS", "AttentionOptions", "added_attention", "normalize_stages", "stage_map_size"]
+__all__ = ["VARIANTS", "AttentionOptions", "added_attention", "normalize_stages", "se_reduction", "stage_map_size"]
 
 VARIANTS = ("none", "ga", "la", "ela", "se")
 ALL_STAGES = (1, 2, 3, 4)
@@ -38,6 +38,16 @@ def normalize_stages(stages: Sequence[int] | int | str) -> tuple[int, ...]:
     if not values or any(v not in ALL_STAGES for v in values) or any(float(s) != v for s, v in zip(items, values)):
         raise ConfigError(f"stages={stages!r}: expected a non-empty subset of {list(ALL_STAGES)}")
     return tuple(sorted(set(values)))
+
+
+def se_reduction(channels: int) -> int:
+    """SE's reduction ratio for ``channels``: 16 (Hu et al. 2018), but keeping at least 16 hidden units.
+
+    At initialisation about half of the hidden ReLU units are inactive for every input (the squeezed features
+    have a channel-wise sign), so a 2-unit SE (32 channels / 16: DenseNet's new features) is entirely dead in
+    about a quarter of the layers; 16 units make that negligible (2^-16).
+    """
+    return max(1, min(16, channels // 16))
 
 
 def stage_map_size(image_size: int, stage: int) -> int:

@@ -70,6 +70,9 @@ class ViTClassifier(nn.Module):
             post_activation=None,  # anything but "Tanh": a plain linear head
             qkv_bias=True,
         )
+        for block in self.vit.blocks:
+            # MONAI always builds this LayerNorm, used only with cross-attention: dead weights in the count
+            block.norm_cross_attn = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """
