@@ -93,18 +93,21 @@ def peak_memory_mib(step: Callable[[], None], device: torch.device) -> float:
     return (_rss_kib("VmHWM") - base) / 1024
 
 
+def timed(step: Callable[[], None], device: torch.device) -> float:
+    """Seconds of one call of ``step`` (waiting for the GPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t
+
+
 def time_s(step: Callable[[], None], device: torch.device, repeats: int) -> tuple[float, float]:
     """(median, min) seconds of ``step`` after one warm-up."""
     step()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
+    times = [timed(step, device) for _ in range(repeats)]
     return statistics.median(times), min(times)
 
 
@@ -185,13 +188,7 @@ def resnet_overhead(device: torch.device, repeats: int, batch: int) -> list[str]
     times = {name: [] for name in nets}
     for _ in range(repeats):  # interleaved, so drift in machine load hits every network alike
         for name, step in steps.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - t)
+            times[name].append(timed(step, device))
     base = statistics.median(times["none"])
     rows = [f"| ResNet-18 @224, batch {batch} | step s (median / min) | overhead vs plain (median) |", "|---|---|---|"]
     for name, ts in times.items():

@@ -15,6 +15,7 @@ built twice for a size-matched search.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -296,22 +297,7 @@ def build_network(
     return net
 
 
-def describe_network(
-    backbone: str = "resnet18",
-    attention: str = "none",
-    num_classes: int = 2,
-    in_channels: int = 3,
-    image_size: int = 224,
-    *,
-    stages: Sequence[int] | int | str = (3, 4),
-    heads: int | None = None,
-    attn_ratio: int = 4,
-    window: int = 7,
-    baseline: str | None = None,
-    matched_to: str | None = None,
-    family: str | None = None,
-    pretrained_path: str | None = None,
-) -> dict:
+def describe_network(*args, pretrained_path: str | None = None, **kwargs) -> dict:
     """The tracking facts of the network :func:`build_network` builds from the same arguments, without building it.
 
     Returns:
@@ -323,11 +309,10 @@ def describe_network(
     Raises:
         ConfigError: as :func:`build_network`.
     """
-    spec = NetworkSpec.from_args(
-        backbone, attention, num_classes, in_channels, image_size, stages=stages, heads=heads,
-        attn_ratio=attn_ratio, window=window, baseline=baseline, matched_to=matched_to, family=family,
-    )
-    return dict(_describe(spec), pretrained=pretrained_path is not None)
+    return dict(_describe(NetworkSpec.from_args(*args, **kwargs)), pretrained=pretrained_path is not None)
+
+
+describe_network.__signature__ = inspect.signature(build_network).replace(return_annotation=dict)
 
 
 @lru_cache(maxsize=None)

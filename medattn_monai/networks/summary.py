@@ -74,16 +74,9 @@ def model_rows(
     return rows
 
 
-def model_table(
-    image_size: int = 224,
-    num_classes: int = 2,
-    in_channels: int = 3,
-    stages: tuple = (3, 4),
-    backbones: tuple = CNN_BACKBONES,
-) -> str:
-    """The rows of :func:`model_rows` as an aligned text table."""
-    rows = model_rows(image_size, num_classes, in_channels, stages, backbones)
-    header = ("network", "params", "overhead", f"GMACs@{image_size}", "output", "attn stages", "width")
+def model_table(rows: list[dict]) -> str:
+    """Rows of :func:`model_rows` as an aligned text table."""
+    header = ("network", "params", "overhead", "GMACs", "output", "attn stages", "width")
     cells = [
         (
             r["network"],
@@ -123,4 +116,6 @@ def print_model_table(
     """
     if isinstance(backbones, str):
         backbones = tuple(b.strip() for b in backbones.split(",") if b.strip())
-    print(model_table(image_size, num_classes, in_channels, normalize_stages(stages), tuple(backbones)))
+    rows = model_rows(image_size, num_classes, in_channels, normalize_stages(stages), tuple(backbones))
+    print(f"multiply-adds (GMACs) for one {image_size}×{image_size} image; overhead over the plain backbone\n")
+    print(model_table(rows))
