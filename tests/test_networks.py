@@ -108,6 +108,21 @@ def test_plain_keys_are_kept_by_added_layers(nets, case):
     assert extra and all(".attn" in k or ".se." in k for k in extra)
 
 
+def test_efficientnet_ela_strided_blocks_attend_then_pool(nets):
+    from medattn_monai.networks.blocks import DepthwiseLocalAttention2d, local_attention
+
+    net = nets[("efficientnet-b0", "ela")]
+    replaced = [b for stack in net._blocks for b in stack if isinstance(b._depthwise_conv, DepthwiseLocalAttention2d)]
+    assert len(replaced) == 3 + 3 + 4 + 1  # every MBConv block of stacks 3–6 (stages 3 and 4)
+    assert all(b._depthwise_conv.stride == b.stride for b in replaced)
+    strided = [b for b in replaced if b.stride == 2]
+    assert [b._bn1.num_features for b in strided] == [240, 672]  # the first blocks of stacks 3 and 5
+    dw, x = strided[0]._depthwise_conv, torch.randn(2, 240, 8, 8)
+    q, k, v = dw._qkv(x)
+    expected = torch.nn.functional.avg_pool2d(local_attention(q, k, v, dw.rel_pos.table).reshape(2, 240, 8, 8), 2)
+    torch.testing.assert_close(dw(x), expected)
+
+
 def test_plain_networks_are_monais():
     ours = {
         "resnet18": build_network("resnet18", num_classes=CLASSES),

@@ -120,7 +120,8 @@ class NetworkSpec:
             family = "resnet18" if family is None else family
             if family not in CNN_BACKBONES:
                 raise ConfigError(f"family={family!r}: the ViT is sized to one of {list(CNN_BACKBONES)}")
-            return cls("vit", "none", num_classes, in_channels, image_size, (), None, 4, 7, "vit", None, family)
+            d = AttentionOptions()
+            return cls("vit", "none", num_classes, in_channels, image_size, (), None, d.attn_ratio, d.window, "vit", None, family)
         if family not in (None, backbone):
             raise ConfigError(f"family={family!r}: a {backbone} network's family is its backbone")
         if attention not in VARIANTS:
@@ -160,22 +161,17 @@ class NetworkSpec:
             opts.heads, opts.attn_ratio, opts.window, base, matched_to if base == "size_matched" else None, backbone,
         )
 
-    @property
-    def variant(self) -> str:
-        """The attention variant this network is (``attention``) or is matched to."""
-        return self.matched_to if self.baseline == "size_matched" else self.attention
-
     def with_(self, **changes) -> NetworkSpec:
         """A copy with fields changed (no re-validation: for specs derived from a valid one)."""
         return replace(self, **changes)
 
 
-def _attention_kwargs(spec: NetworkSpec, attention: str) -> dict:
+def _cnn_kwargs(spec: NetworkSpec) -> dict:
     return dict(
         num_classes=spec.num_classes,
         in_channels=spec.in_channels,
-        attention=attention,
-        stages=spec.stages or (3, 4),
+        attention=spec.attention,
+        stages=spec.stages or AttentionOptions().stages,
         heads=spec.heads,
         attn_ratio=spec.attn_ratio,
         window=spec.window,
@@ -188,7 +184,7 @@ def _construct(spec: NetworkSpec, width: float | int | None = None) -> nn.Module
     if spec.backbone == "vit":
         hidden = width if width is not None else _vit_width(spec)[0]
         return ViTClassifier(spec.num_classes, spec.in_channels, spec.image_size, hidden_size=int(hidden))
-    kwargs = _attention_kwargs(spec, spec.attention)
+    kwargs = _cnn_kwargs(spec)
     if spec.baseline == "size_matched" and width is None:
         width = _matched_width(spec)[0]
     if width is not None:
