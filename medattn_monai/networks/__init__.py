@@ -5,6 +5,14 @@ See ``docs/networks.md`` for the formulas, and :func:`build_network` for the one
 
 from __future__ import annotations
 
+from .attention_maps import (
+    attention_layers,
+    attention_received,
+    attention_rollout,
+    collect_attention,
+    gradcam_target_layer,
+)
+from .export import export_network
 from .factory import BACKBONES, CNN_BACKBONES, VARIANTS, NetworkSpec, build_network, count_parameters, describe_network
 
 __all__ = [
@@ -12,7 +20,13 @@ __all__ = [
     "CNN_BACKBONES",
     "VARIANTS",
     "NetworkSpec",
+    "attention_layers",
+    "attention_received",
+    "attention_rollout",
     "build_network",
+    "collect_attention",
     "count_parameters",
     "describe_network",
+    "export_network",
+    "gradcam_target_layer",
 ]
