@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -169,7 +168,7 @@ def training_tags(dataset: str, network_facts: Mapping[str, Any], seed: int, spl
         "baseline": facts.get("baseline"),
         "family": facts.get("family"),
         "matched_to": facts.get("matched_to"),
-        "stages": json.dumps(list(facts["stages"])) if facts.get("stages") is not None else None,
+        "stages": facts.get("stages"),
         "seed": int(seed),
         "params_count": int(facts["params_count"]),
         "split_hash": split_hash,

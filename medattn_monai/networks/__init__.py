@@ -1,7 +1,32 @@
-"""Networks: MONAI backbones, their self-attention variants and the baselines they are compared with."""
+"""Networks: MONAI backbones, their self-attention variants and the baselines they are compared with.
+
+See ``docs/networks.md`` for the formulas, and :func:`build_network` for the one entry point.
+"""
 
 from __future__ import annotations
 
-from .factory import BACKBONES, VARIANTS, build_network, count_parameters, describe_network
+from .attention_maps import (
+    attention_layers,
+    attention_received,
+    attention_rollout,
+    collect_attention,
+    gradcam_target_layer,
+)
+from .export import export_network
+from .factory import BACKBONES, CNN_BACKBONES, VARIANTS, NetworkSpec, build_network, count_parameters, describe_network
 
-__all__ = ["BACKBONES", "VARIANTS", "build_network", "count_parameters", "describe_network"]
+__all__ = [
+    "BACKBONES",
+    "CNN_BACKBONES",
+    "VARIANTS",
+    "NetworkSpec",
+    "attention_layers",
+    "attention_received",
+    "attention_rollout",
+    "build_network",
+    "collect_attention",
+    "count_parameters",
+    "describe_network",
+    "export_network",
+    "gradcam_target_layer",
+]
