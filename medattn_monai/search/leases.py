@@ -175,12 +175,16 @@ def claim_state(storage: Any, key: str, grace: float = GRACE_S) -> tuple[str, in
 
 
 def try_claim(storage: Any, key: str, grace: float = GRACE_S) -> Claim | None:
-    """Claim ``key`` for this process, or None when a live worker holds it or it is done."""
+    """Claim ``key`` for this process, or None when a live worker holds it.
+
+    A ``done`` claim can be claimed again: whether work is done is the caller's record to judge (a study asks
+    MLflow), the claim only keeps two workers from doing it at once.
+    """
     from optuna.exceptions import DuplicatedStudyError
     from optuna.study import StudyDirection
 
     state, generation = claim_state(storage, key, grace)
-    if state in ("held", "done"):
+    if state == "held":
         return None
     if state != "free":  # released or stale: the next generation
         generation += 1

@@ -1,0 +1,120 @@
+"""``medattn study``: killed after its first run and started again, it finishes without retraining that run; a run
+that keeps failing is retried once and reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, fresh_store
+from medattn_monai.search import StudyIncomplete, study
+
+EXPERIMENT = "isic-demo"
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _config(demo_data, tmp_path, **changes) -> dict:
+    return {
+        "name": "restart",
+        "datasets": [{"dataset_dir": str(demo_data.dataset_dir), "datalist": str(demo_data.datalist)}],
+        "backbones": ["resnet18"],
+        "variants": ["ga", "la"],
+        "baselines": [],
+        "seeds": [0, 1],
+        "overrides": {"epochs": 1, "image_size": 32, "batch_size": 32, "val_batch_size": 256},
+        "search": False,
+        "storage": str(tmp_path / "optuna.journal"),
+        "tracking_uri": fresh_store(demo_data, tmp_path),
+        "output_root": str(tmp_path / "runs"),
+        "out": str(tmp_path / "out"),
+        "compare": {"n_boot": 200},
+        **changes,
+    }
+
+
+def _train_runs(uri: str) -> list:
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return []
+    return client.search_runs([experiment.experiment_id], filter_string="tags.run_type = 'train'")
+
+
+def _kill_after_first_run(config_path, uri: str, cwd) -> object:
+    cmd = [sys.executable, "-m", "medattn_monai.cli", "study", "--config", str(config_path)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            done = [r for r in _train_runs(uri) if r.data.tags.get("evaluated") == "true"]
+            if done:  # the first (cell, seed) is trained and evaluated: kill the study mid-way
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return done[0]
+            time.sleep(0.2)
+        raise AssertionError(f"the study finished no run in time: {proc.stderr.read()[-3000:]}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_study_killed_after_its_first_run_resumes_without_retraining_it(demo_data, tmp_path, one_thread):
+    config = _config(demo_data, tmp_path)
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    first = _kill_after_first_run(path, config["tracking_uri"], tmp_path)
+    cell, seed = first.data.tags["cell"], first.data.tags["seed"]
+
+    result = study(config=str(path))
+
+    assert len(result.outcomes) == 4
+    again = [o for o in result.outcomes if o["cell_hash"] == cell and str(o["seed"]) == seed]
+    assert again == [{**again[0], "action": "skipped", "run_id": first.info.run_id}], "the finished run is kept"
+    assert {o["action"] for o in result.outcomes} - {"skipped"} <= {"trained", "resumed"}
+    runs = _train_runs(config["tracking_uri"])
+    same = [r for r in runs if r.data.tags["cell"] == cell and r.data.tags["seed"] == seed]
+    assert [r.info.run_id for r in same] == [first.info.run_id], "that (cell, seed) was not trained again"
+    done = [r for r in runs if r.info.status == "FINISHED" and r.data.tags.get("evaluated") == "true"]
+    assert len(done) == 4 and {r.data.tags["attention"] for r in done} == {"ga", "la"}
+    assert all("test_bacc" in r.data.metrics and r.data.tags["study"] == "restart" for r in done)
+    assert {(r.data.tags["cell"], r.data.tags["seed"]) for r in done} == {
+        (o["cell_hash"], str(o["seed"])) for o in result.outcomes}
+
+    summary = result.summary.set_index(["cell", "metric"])
+    for label in ("resnet18-ga", "resnet18-la"):
+        row = summary.loc[(label, "test_bacc")]
+        values = result.runs[result.runs["cell"] == label]["test_bacc"]
+        assert row["n"] == 2 and row["mean"] == pytest.approx(values.mean()) and row["std"] == pytest.approx(values.std())
+    assert (tmp_path / "out" / "study_summary.md").is_file()
+    assert (tmp_path / "out" / "comparison" / EXPERIMENT / "comparison.csv").is_file()
+
+    rerun = study(config=str(path), compare=False)
+    assert {o["action"] for o in rerun.outcomes} == {"skipped"}, "a finished study trains nothing more"
+
+
+def test_a_failing_run_is_retried_once_and_reported(demo_data, tmp_path, one_thread):
+    config = _config(demo_data, tmp_path, variants=["la"], seeds=[0], compare=False,
+                     params={"resnet18-la": {"window": 4}})  # an even window cannot be centred: every try fails
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(StudyIncomplete, match="resnet18-la seed 0.*window=4"):
+        study(config=str(path))
+    (failure,) = json.loads((tmp_path / "out" / "study_outcomes.json").read_text())
+    assert failure["action"] == "failed" and len(failure["errors"]) == 2, "one try and one retry"
