@@ -38,8 +38,10 @@ def demo_config(data_dir: str = DEMO_DIR) -> dict[str, Any]:
         "variants": ["none", "ga", "la", "ela"],
         "baselines": ["plain"],
         "seeds": 3,
-        "overrides": {"image_size": 64, "epochs": 4, "val_batch_size": 256},
-        "search": {"n_trials": 2, "n_startup_trials": 1, "n_warmup_steps": 1, "overrides": {"epochs": 3}},
+        "overrides": {"image_size": 64, "epochs": 3, "val_batch_size": 256},
+        # trial 0: the bundle's defaults; trial 1: TPE's draw, stopped after epoch 1 if below trial 0's epoch 1
+        "search": {"n_trials": 2, "n_startup_trials": 1, "n_warmup_steps": 0, "sampler_seed": 0,
+                   "overrides": {"epochs": 2}},
         "out": "study_demo",
         "compare": {"n_boot": 2000},
     }

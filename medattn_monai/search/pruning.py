@@ -59,25 +59,29 @@ class OptunaPruning:
             self.trial = optuna.trial.Trial(study, self.trial_id)
         return self.trial
 
-    def _should_prune(self, epoch: int) -> bool:
+    def _should_prune(self, epoch: int, last: bool) -> bool:
         value = self.history.epochs.get(epoch, {}).get(self.history.key_metric)
         if value is None:  # no validation this epoch (val_interval > 1): nothing to judge
             return False
         trial = self._trial()
-        trial.report(float("nan") if value is None or math.isnan(value) else float(value), epoch)
-        return bool(trial.should_prune())
+        trial.report(float("nan") if math.isnan(value) else float(value), epoch)
+        # after the last epoch there is nothing left to save: the trial completes with its value
+        return not last and bool(trial.should_prune())
 
     def epoch_completed(self, engine: Engine) -> None:
         import optuna
 
         epoch = engine.state.epoch
+        last = epoch >= engine.state.max_epochs
         if _distributed():
             rank0 = dist.get_rank() == 0
             device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
-            decision = torch.tensor([int(self._should_prune(epoch)) if rank0 else 0], device=device)
+            decision = torch.tensor([int(self._should_prune(epoch, last)) if rank0 else 0], device=device)
             dist.broadcast(decision, src=0)
             prune = bool(decision.item())
         else:
-            prune = self._should_prune(epoch)
+            prune = self._should_prune(epoch, last)
         if prune:
-            raise optuna.TrialPruned(f"pruned after epoch {epoch}: {self.history.key_metric} below the median")
+            value = self.history.epochs.get(epoch, {}).get(self.history.key_metric)
+            raise optuna.TrialPruned(f"trial pruned after epoch {epoch}: {self.history.key_metric} {value:.4f} is "
+                                     "below the median of earlier trials at this epoch (not an error)")
