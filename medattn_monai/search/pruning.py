@@ -82,6 +82,6 @@ class OptunaPruning:
         else:
             prune = self._should_prune(epoch, last)
         if prune:
-            value = self.history.epochs.get(epoch, {}).get(self.history.key_metric)
+            value = self.history.epochs.get(epoch, {}).get(self.history.key_metric, float("nan"))
             raise optuna.TrialPruned(f"trial pruned after epoch {epoch}: {self.history.key_metric} {value:.4f} is "
                                      "below the median of earlier trials at this epoch (not an error)")
