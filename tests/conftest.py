@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, Callable
 
 import pytest
 
@@ -75,3 +79,36 @@ def trained_run(demo_data, tmp_path_factory) -> SimpleNamespace:
     info = read_run_info(run_dir)
     return SimpleNamespace(run_dir=Path(run_dir), info=info, tracking_uri=overrides["tracking_uri"], work=work,
                            overrides=overrides)
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for in-process trainings: the test machine's cores are shared, and oversubscribed
+    OpenMP threads slow a training down many times over. Restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def sigkill_when(cmd: list[str], cwd: Path, ready: Callable[[], Any], what: str, poll: float = 0.05,
+                 timeout: float = 240, **env: str) -> Any:
+    """Start ``cmd`` (with ``REPO`` on ``PYTHONPATH``), SIGKILL it as soon as ``ready()`` returns something true, and
+    return that; fail with the command's stderr if it ends or times out first (``what`` says what was awaited)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO), **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            found = ready()
+            if found:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return found
+            time.sleep(poll)
+        raise AssertionError(f"{what} did not happen: {proc.stderr.read()[-3000:]}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()

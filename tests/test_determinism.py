@@ -3,20 +3,11 @@ seed gives other metrics."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from conftest import train_overrides
 from medattn_monai.engine import train
 from medattn_monai.handlers import LAST_CHECKPOINT
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _history(demo_data, work, seed: int, epochs: int = 2) -> dict:

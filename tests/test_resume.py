@@ -3,18 +3,14 @@ uninterrupted run with the same seed."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import mlflow
 import pytest
 import torch
 
-from conftest import ISIC_CONFIGS, REPO, train_overrides
+from conftest import ISIC_CONFIGS, sigkill_when, train_overrides
 from medattn_monai.engine import resume
 from medattn_monai.handlers import read_run_info
 
@@ -27,22 +23,11 @@ def _epoch(checkpoint: Path) -> int:
 def _kill_during_epoch_2(overrides: dict, cwd: Path) -> Path:
     cmd = [sys.executable, "-m", "monai.bundle", "run", "training", "--config_file", str(ISIC_CONFIGS / "train.json")]
     cmd += [f"--{k}={v}" for k, v in overrides.items()]
-    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     root = Path(overrides["output_root"])
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            found = list(root.glob("*/*/checkpoint_last.pt"))
-            if found:  # epoch 1 is complete and saved: epoch 2 is running
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                return found[0].parent
-            time.sleep(0.02)
-        raise AssertionError(f"training did not reach epoch 2: {proc.stderr.read().decode()[-2000:]}")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # epoch 1 is complete and saved: epoch 2 is running
+    found = sigkill_when(cmd, cwd, lambda: list(root.glob("*/*/checkpoint_last.pt")), "training reaching epoch 2",
+                         poll=0.02)
+    return found[0].parent
 
 
 def test_sigkill_then_resume_equals_uninterrupted(trained_run, demo_data, tmp_path):

@@ -12,21 +12,11 @@ import textwrap
 import mlflow
 import optuna
 import pytest
-import torch
 
 from conftest import REPO, train_overrides
 from medattn_monai.errors import ConfigError
 from medattn_monai.search import SearchSpace, load_space, open_storage, search
 from medattn_monai.search.leases import OWNER, claim_state, try_claim
-
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: the 2 test cores are shared, and oversubscribed OpenMP threads crawl."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _runs(uri: str, experiment: str = "isic-demo") -> list:

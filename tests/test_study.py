@@ -4,29 +4,16 @@ that keeps failing is retried once and reported."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import mlflow
 import pytest
-import torch
 import yaml
 
-from conftest import REPO, fresh_store
+from conftest import fresh_store, sigkill_when
 from medattn_monai.search import StudyIncomplete, study
 
 EXPERIMENT = "isic-demo"
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _config(demo_data, tmp_path, **changes) -> dict:
@@ -58,21 +45,10 @@ def _train_runs(uri: str) -> list:
 
 def _kill_after_first_run(config_path, uri: str, cwd) -> object:
     cmd = [sys.executable, "-m", "medattn_monai.cli", "study", "--config", str(config_path)]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            done = [r for r in _train_runs(uri) if r.data.tags.get("evaluated") == "true"]
-            if done:  # the first (cell, seed) is trained and evaluated: kill the study mid-way
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                return done[0]
-            time.sleep(0.2)
-        raise AssertionError(f"the study finished no run in time: {proc.stderr.read()[-3000:]}")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # the first (cell, seed) is trained and evaluated: kill the study mid-way
+    done = sigkill_when(cmd, cwd, lambda: [r for r in _train_runs(uri) if r.data.tags.get("evaluated") == "true"],
+                        "the study finishing a run", poll=0.2, OMP_NUM_THREADS="1")
+    return done[0]
 
 
 def test_study_killed_after_its_first_run_resumes_without_retraining_it(demo_data, tmp_path, one_thread):

@@ -29,7 +29,7 @@ from .cells import network_label
 from .launch import best_value, plan_run, run_training
 from .leases import fail_stale_trials, owner_alive, trial_heartbeat
 from .space import SearchSpace, load_space
-from .storage import default_storage, is_url, open_storage
+from .storage import default_storage, open_storage
 
 __all__ = ["SearchResult", "search", "search_study_name"]
 
