@@ -13,6 +13,7 @@ import pytest
 
 from conftest import train_overrides
 from medattn_monai.handlers import read_run_info
+from medattn_monai.search import search
 from medattn_monai.search.launch import run_training
 
 TESTS = Path(__file__).resolve().parent
@@ -53,3 +54,22 @@ def test_two_gloo_processes_split_the_data_and_agree_with_one(demo_data, tmp_pat
     evaluate(run_dir, splits=["validation"], progress=False)
     single = client.get_run(run_id).data.metrics["validation_bacc"]
     assert history[0].value == pytest.approx(single, abs=1e-12)
+
+
+def test_a_search_prunes_a_two_process_trial_on_every_rank(demo_data, tmp_path, monkeypatch):
+    """Rank 0 asks Optuna and tells rank 1: both stop after epoch 1 (a rank left alone would hang DDP)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    overrides = train_overrides(demo_data, tmp_path, batch_size=16, val_batch_size=64)
+    del overrides["epochs"]
+    space = {"learning_rate": {"low": 1e-3, "high": 10.0, "log": True}, "epochs": {"choices": [1, 2]}}
+    # trial 0 learns for 1 epoch; trial 1 (hopeless) would run 2 but is below trial 0 after its first
+    enqueue = [{"learning_rate": 0.002, "epochs": 1}, {"learning_rate": 10.0, "epochs": 2}]
+    result = search(n_trials=2, space=space, storage=str(tmp_path / "optuna.journal"), n_startup_trials=1,
+                    n_warmup_steps=0, enqueue=enqueue, gpus_per_run=2, quiet=True, **overrides)
+    assert result.counts == {"COMPLETE": 1, "PRUNED": 1}
+    client = mlflow.MlflowClient(overrides["tracking_uri"])
+    trials = client.search_runs([client.get_experiment_by_name("isic-demo").experiment_id],
+                                filter_string="tags.run_type = 'trial'")
+    (pruned,) = [r for r in trials if r.data.tags.get("pruned") == "true"]
+    assert pruned.info.status == "KILLED"
+    assert [m.step for m in client.get_metric_history(pruned.info.run_id, "val_bacc")] == [1]

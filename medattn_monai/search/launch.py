@@ -1,11 +1,9 @@
 """Run one bundle training for a search or a study: in this process, or under ``torchrun`` on several devices.
 
-With ``gpus > 1`` the training runs as ``torchrun --standalone --nproc_per_node=<gpus> -m medattn_monai.search.launch
-<spec.json>`` with the bundle's ``multi_gpu_train.json`` overlay: one process per GPU with NCCL, or with gloo on a
-machine without CUDA (which only makes sense for testing). Rank 0 writes the outcome to the spec's result file,
-so the caller learns whether the run finished, was pruned or failed, and why.
-
-Also a command: ``python -m medattn_monai.search.launch spec.json`` (what ``torchrun`` starts in every process).
+With ``gpus > 1`` the training runs as ``torchrun --standalone --nproc_per_node=<gpus> -m
+medattn_monai.search.torchrun_entry <spec.json>`` with the bundle's ``multi_gpu_train.json`` overlay: one process
+per GPU with NCCL, or with gloo on a machine without CUDA (which only makes sense for testing). Rank 0 writes the
+outcome to the spec's result file, so the caller learns whether the run finished, was pruned or failed, and why.
 """
 
 from __future__ import annotations
@@ -21,11 +19,11 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from ..engine.workflow import bundle_configs, load_config, resume, run_workflow
-from ..errors import ConfigError, MedattnError, error_message, find_cause
+from ..errors import MedattnError, find_cause
 from ..handlers.checkpoint import LAST_CHECKPOINT
 from ..tracking.naming import make_run_name
 
-__all__ = ["PRUNED", "TrainingFailed", "plan_run", "run_training", "resume_training", "best_value", "main"]
+__all__ = ["PRUNED", "TrainingFailed", "plan_run", "run_training", "resume_training", "best_value"]
 
 PRUNED = "pruned"
 
@@ -101,7 +99,7 @@ def _torchrun(spec: dict[str, Any], gpus: int, name: str) -> None:
         spec_path, result_path = Path(tmp, "spec.json"), Path(tmp, "result.json")
         spec_path.write_text(json.dumps({**spec, "result": str(result_path)}))
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={int(gpus)}",
-               "-m", "medattn_monai.search.launch", str(spec_path)]
+               "-m", "medattn_monai.search.torchrun_entry", str(spec_path)]
         proc = subprocess.run(cmd, env=_child_env())
         result = json.loads(result_path.read_text()) if result_path.is_file() else {}
     if result.get("status") == PRUNED:
@@ -124,39 +122,3 @@ def _child_env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     path = os.environ.get("PYTHONPATH", "")
     return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
-
-
-def _write_result(path: str, status: str, message: str = "") -> None:
-    if int(os.environ.get("RANK", "0")) == 0:
-        Path(path).write_text(json.dumps({"status": status, "message": message}))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of one ``torchrun`` process: run the spec's training with the multi-GPU overlay."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m medattn_monai.search.launch SPEC.json", file=sys.stderr)
-        return 2
-    spec = json.loads(Path(args[0]).read_text())
-    try:
-        if spec.get("resume"):
-            resume(spec["resume"], multi_gpu=True)
-        else:
-            configs = bundle_configs(spec["bundle"], "train.json", "multi_gpu_train.json")
-            run_workflow(configs, "train", extra_handlers=spec.get("extra_handlers", ()), **spec["overrides"])
-    except BaseException as e:  # noqa: BLE001 - every outcome is reported to the launching process
-        from ..handlers.mlflow_tracker import is_pruned
-
-        if is_pruned(e):
-            _write_result(spec["result"], PRUNED, str(e))
-            return 3
-        _write_result(spec["result"], "failed", f"{type(e).__name__}: {error_message(e)}")
-        if isinstance(e, (ConfigError, KeyboardInterrupt)):
-            return 2
-        raise
-    _write_result(spec["result"], "finished")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -36,15 +36,19 @@ class OptunaPruning:
         storage: Optuna storage of the trial (see :func:`medattn_monai.search.open_storage`).
         study_name: Optuna study of the trial.
         trial_id: the trial's storage id (``trial._trial_id``).
+        median_pruner: keyword arguments of the search's ``optuna.pruners.MedianPruner`` (a pruner lives in the
+            process that created it, not in the storage, so a reattaching process builds the same one).
     """
 
     def __init__(self, history: RunHistory, trial: Any = None, storage: str | None = None,
-                 study_name: str | None = None, trial_id: int | None = None) -> None:
-        if trial is None and (storage is None or study_name is None or trial_id is None):
-            raise ValueError("OptunaPruning needs a trial, or storage, study_name and trial_id")
+                 study_name: str | None = None, trial_id: int | None = None,
+                 median_pruner: dict[str, Any] | None = None) -> None:
+        if trial is None and (storage is None or study_name is None or trial_id is None or median_pruner is None):
+            raise ValueError("OptunaPruning needs a trial, or storage, study_name, trial_id and median_pruner")
         self.history = history
         self.trial = trial
         self.storage, self.study_name, self.trial_id = storage, study_name, trial_id
+        self.median_pruner = median_pruner
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
@@ -55,7 +59,8 @@ class OptunaPruning:
 
             from .storage import open_storage
 
-            study = optuna.load_study(study_name=self.study_name, storage=open_storage(self.storage))
+            study = optuna.load_study(study_name=self.study_name, storage=open_storage(self.storage),
+                                      pruner=optuna.pruners.MedianPruner(**self.median_pruner))
             self.trial = optuna.trial.Trial(study, self.trial_id)
         return self.trial
 

@@ -177,7 +177,8 @@ def _surplus(study: Any, trial: Any, n_trials: int) -> bool:
     return len(ahead) >= n_trials
 
 
-def _run_trial(setup: _Setup, study: Any, trial: Any, parent: str, gpus_per_run: int) -> None:
+def _run_trial(setup: _Setup, study: Any, trial: Any, parent: str, gpus_per_run: int,
+               pruner: dict[str, Any]) -> None:
     """Train one trial and tell Optuna its outcome (value, PRUNED or FAIL)."""
     import optuna
     from optuna.trial import TrialState
@@ -189,7 +190,8 @@ def _run_trial(setup: _Setup, study: Any, trial: Any, parent: str, gpus_per_run:
                        "trial_number": trial.number, "optuna_study": setup.study_name},
     }
     if gpus_per_run > 1:  # a plain description: torchrun's rank 0 reattaches to the trial in the storage
-        pruning = {"storage": setup.storage, "study_name": setup.study_name, "trial_id": trial._trial_id}
+        pruning = {"storage": setup.storage, "study_name": setup.study_name, "trial_id": trial._trial_id,
+                   "median_pruner": pruner}
     else:
         pruning = {"trial": trial}
     handler = {"_target_": "medattn_monai.search.pruning.OptunaPruning", "history": "@train#history", **pruning}
@@ -326,7 +328,8 @@ def search(
         raise ConfigError(f"n_trials must be a positive integer, got {n_trials!r}")
     setup = _prepare(bundle, space, storage, study_name, overrides)
     sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=min(10, max(1, n_trials // 2)))
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
+    pruner_args = {"n_startup_trials": n_startup_trials, "n_warmup_steps": n_warmup_steps}
+    pruner = optuna.pruners.MedianPruner(**pruner_args)
     settings = {"sampler": "TPE", "pruner": "median", "n_startup_trials": n_startup_trials,
                 "n_warmup_steps": n_warmup_steps, "gpus_per_run": gpus_per_run, "bundle": bundle}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -352,7 +355,7 @@ def search(
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 break
             try:
-                _run_trial(setup, study, trial, parent, gpus_per_run)
+                _run_trial(setup, study, trial, parent, gpus_per_run, pruner_args)
             except MedattnError:
                 raise
             except Exception as e:  # noqa: BLE001 - crashed trials are retried up to max_failures
