@@ -94,3 +94,33 @@ def test_a_failing_run_is_retried_once_and_reported(demo_data, tmp_path, one_thr
         study(config=str(path))
     (failure,) = json.loads((tmp_path / "out" / "study_outcomes.json").read_text())
     assert failure["action"] == "failed" and len(failure["errors"]) == 2, "one try and one retry"
+
+
+def test_the_matrix_has_every_variant_and_baseline_once():
+    from medattn_monai.search import matrix
+
+    cells = matrix(2, ["resnet18", "efficientnet-b0"], ["ga", "se"], ["plain", "size_matched", "vit"])
+    labels = [c.label for c in cells if c.dataset == 0]
+    assert labels == ["resnet18-plain", "resnet18-ga", "resnet18-se", "resnet18-matched-ga", "resnet18-matched-se",
+                      "vit-resnet18", "efficientnet-b0-plain", "efficientnet-b0-ga", "efficientnet-b0-matched-ga",
+                      "vit-efficientnet-b0"], "se is built into EfficientNet-B0: no se cell there"
+    assert len(cells) == 2 * len(labels)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"seeds": 0}, "seeds must be"),
+    ({"seeds": [1, 1]}, "distinct"),
+    ({"search": {"seed": 3}, "seeds": 5}, "search.seed 3 is one of the study's seeds"),
+    ({"search": {"n_trails": 3}}, "unknown key.*n_trails"),
+    ({"baselines": ["matched"]}, "baselines.*unknown"),
+    ({"datasets": []}, "datasets must be"),
+    ({"gpu_per_run": 2}, "unknown key.*gpu_per_run"),
+])
+def test_a_bad_study_config_names_the_key(change, message, tmp_path):
+    from medattn_monai.errors import ConfigError
+
+    config = {"datasets": [{"dataset_dir": "x", "datalist": "y.json"}], **change}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=message):
+        study(config=str(path))

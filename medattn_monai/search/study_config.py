@@ -78,7 +78,7 @@ class StudyConfig:
     storage: str | None = None
     tracking_uri: str | None = None
     output_root: str = "runs"
-    out: str = "study"
+    out: str = "study_results"
     gpus_per_run: int = 1
     retries: int = 1
     eval_splits: list[str] | None = None
