@@ -23,7 +23,7 @@ from ..errors import MedattnError, find_cause
 from ..handlers.checkpoint import LAST_CHECKPOINT
 from ..tracking.naming import make_run_name
 
-__all__ = ["PRUNED", "TrainingFailed", "plan_run", "run_training", "resume_training", "best_value"]
+__all__ = ["PRUNED", "TrainingFailed", "plan_run", "run_training", "resume_training", "best_value", "release_memory"]
 
 PRUNED = "pruned"
 
@@ -79,6 +79,8 @@ def run_training(bundle: str, overrides: Mapping[str, Any], gpus: int = 1,
             if pruned is not None:  # MONAI wraps what the run expression raised: hand Optuna its own exception
                 raise pruned from None
             raise
+        finally:
+            release_memory()
         return run_dir
     overrides, run_dir = plan_run(bundle, overrides, multi_gpu=True)
     _torchrun({"bundle": bundle, "overrides": overrides, "extra_handlers": list(extra_handlers)}, gpus,
@@ -89,7 +91,10 @@ def run_training(bundle: str, overrides: Mapping[str, Any], gpus: int = 1,
 def resume_training(run_dir: str, gpus: int = 1) -> str:
     """Continue an interrupted run (see :func:`medattn_monai.engine.resume`), under ``torchrun`` when ``gpus > 1``."""
     if gpus <= 1:
-        return resume(run_dir)
+        try:
+            return resume(run_dir)
+        finally:
+            release_memory()
     _torchrun({"resume": run_dir}, gpus, Path(run_dir).name)
     return run_dir
 
@@ -109,6 +114,20 @@ def _torchrun(spec: dict[str, Any], gpus: int, name: str) -> None:
     if proc.returncode != 0 or result.get("status") != "finished":
         raise TrainingFailed(f"torchrun training {name} failed (exit code {proc.returncode}): "
                              f"{result.get('message', 'see the log above')}")
+
+
+def release_memory() -> None:
+    """Free what a finished in-process run left behind before the next one starts.
+
+    Ignite engines and MONAI's config items reference each other, so a run's datasets (with their RAM caches of
+    decoded images, gigabytes on real data) become cyclic garbage that Python's collector may keep for many more
+    runs: collect it now, and hand cached GPU memory back.
+    """
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _pruned_cause(e: BaseException) -> BaseException | None:

@@ -31,7 +31,7 @@ from ..handlers.checkpoint import LAST_CHECKPOINT, read_run_info
 from ..stats.report import latex_table, markdown_table, terminal_table
 from ..tracking.runs import open_client
 from .cells import Cell, matrix
-from .launch import resume_training, run_training
+from .launch import release_memory, resume_training, run_training
 from .leases import GRACE_S, try_claim
 from .search import SearchResult, search
 from .storage import default_storage, open_storage
@@ -174,7 +174,10 @@ class _Runner:
             else:
                 run_dir = run_training(plan.bundle, plan.overrides(seed), self.cfg.gpus_per_run)
                 action = "trained"
-        evaluate(run_dir, splits=self.cfg.eval_splits, **self._eval_settings(plan))
+        try:
+            evaluate(run_dir, splits=self.cfg.eval_splits, **self._eval_settings(plan))
+        finally:
+            release_memory()
         run_id = read_run_info(run_dir)["run_id"]
         open_client(plan.tracking_uri).set_tag(run_id, "evaluated", "true")
         return action, run_id
