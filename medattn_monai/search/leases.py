@@ -98,8 +98,8 @@ def trial_heartbeat(storage: Any, trial_id: int, interval: float = HEARTBEAT_S) 
     return Heartbeat(lambda now: storage.set_trial_user_attr(trial_id, "heartbeat", now), interval)
 
 
-def fail_stale_trials(study: Any, grace: float = GRACE_S) -> list[int]:
-    """Mark FAIL the RUNNING trials of ``study`` whose worker died; returns their numbers."""
+def fail_stale_trials(study: Any, storage: Any, grace: float = GRACE_S) -> list[int]:
+    """Mark FAIL the RUNNING trials of ``study`` (kept in ``storage``) whose worker died; returns their numbers."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
@@ -111,8 +111,8 @@ def fail_stale_trials(study: Any, grace: float = GRACE_S) -> list[int]:
         if owner_alive(attrs.get("owner"), attrs.get("heartbeat"), grace):
             continue
         try:
-            study._storage.set_trial_user_attr(trial._trial_id, "stale", True)
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            storage.set_trial_user_attr(trial._trial_id, "stale", True)
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
             failed.append(trial.number)
         except (UpdateFinishedTrialError, RuntimeError):
             pass  # another worker got there first

@@ -177,7 +177,7 @@ def _surplus(study: Any, trial: Any, n_trials: int) -> bool:
     return len(ahead) >= n_trials
 
 
-def _run_trial(setup: _Setup, study: Any, trial: Any, parent: str, gpus_per_run: int,
+def _run_trial(setup: _Setup, study: Any, storage: Any, trial: Any, parent: str, gpus_per_run: int,
                pruner: dict[str, Any]) -> None:
     """Train one trial and tell Optuna its outcome (value, PRUNED or FAIL)."""
     import optuna
@@ -199,7 +199,7 @@ def _run_trial(setup: _Setup, study: Any, trial: Any, parent: str, gpus_per_run:
     trial.set_user_attr("run_dir", str(Path(run_dir).resolve()))
     trial.set_user_attr("run_name", overrides["run_name"])
     logger.info("trial %d of %s: %s", trial.number, setup.study_name, json.dumps(params))
-    with trial_heartbeat(study._storage, trial._trial_id):
+    with trial_heartbeat(storage, trial._trial_id):
         try:
             run_training(setup.bundle, overrides, gpus_per_run, extra_handlers=[handler])
         except optuna.TrialPruned as e:
@@ -344,7 +344,7 @@ def search(
             reopen_run(client, parent)
     try:
         while True:
-            stale = fail_stale_trials(study)
+            stale = fail_stale_trials(study, opened)
             if stale:
                 logger.info("search %s: trials %s of dead workers marked FAIL", setup.study_name, stale)
             if not _budget_left(study, n_trials):
@@ -355,7 +355,7 @@ def search(
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 break
             try:
-                _run_trial(setup, study, trial, parent, gpus_per_run, pruner_args)
+                _run_trial(setup, study, opened, trial, parent, gpus_per_run, pruner_args)
             except MedattnError:
                 raise
             except Exception as e:  # noqa: BLE001 - crashed trials are retried up to max_failures
