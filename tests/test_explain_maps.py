@@ -14,6 +14,7 @@ from monai.visualize.class_activation_maps import default_normalizer
 
 from medattn_monai.errors import ConfigError
 from medattn_monai.explain import (
+    attention_map,
     attention_rollout,
     grad_cam,
     map_rank_correlation,
@@ -23,7 +24,9 @@ from medattn_monai.explain import (
     normalize_maps,
     render_contact_sheet,
     render_explanation,
+    upsample_maps,
 )
+from medattn_monai.networks import collect_attention
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -107,11 +110,11 @@ def _tiny_vit(classification: bool) -> ViT:
                num_heads=4, spatial_dims=2, classification=classification, save_attn=True)
 
 
-def _numpy_rollout(vit: ViT) -> np.ndarray:
+def _numpy_rollout(weights) -> np.ndarray:
     """Abnar & Zuidema by hand: mean over heads, + I, rows renormalised, product from the first layer on."""
     result = None
-    for block in vit.blocks:
-        att = block.attn.att_mat.numpy().astype(np.float64).mean(axis=1)
+    for w in weights:
+        att = w.numpy().astype(np.float64).mean(axis=1)
         att = att + np.eye(att.shape[-1])
         att = att / att.sum(axis=-1, keepdims=True)
         result = att if result is None else np.einsum("bij,bjk->bik", att, result)
@@ -119,19 +122,26 @@ def _numpy_rollout(vit: ViT) -> np.ndarray:
 
 
 @pytest.mark.parametrize("classification", [False, True])
-def test_attention_rollout_equals_a_numpy_rollout_of_the_stored_attention(classification):
+def test_attention_rollout_equals_a_numpy_rollout_of_the_returned_attention(classification):
     vit = _tiny_vit(classification)
     x = torch.randn(2, 1, 32, 48, generator=torch.Generator().manual_seed(3))
-    grid = attention_rollout(vit, x, upsample=False, normalize=False)  # runs the forward pass, stores att_mat
-    reference = _numpy_rollout(vit)
+    weights = list(collect_attention(vit, x).values())  # the blocks' weights, first block first
+    assert len(weights) == 3
+    reference = _numpy_rollout(weights)
     np.testing.assert_allclose(reference.sum(axis=-1), 1.0, atol=1e-6)  # rows well-formed
     # no class token: the 4 x 6 patch tokens; mean over query rows. With one: token 0's row over tokens 1..24
     scores = reference[:, 0, 1:] if classification else reference.mean(axis=1)
+    assert np.all(scores > 0)
+    scores = scores / scores.sum(axis=1, keepdims=True)  # a distribution over the patches
+    grid = attention_rollout(vit, x)
     assert grid.shape == (2, 4, 6)
     np.testing.assert_allclose(grid.numpy(), scores.reshape(2, 4, 6), atol=1e-6)
-    assert np.all(scores > 0)
-    maps = attention_rollout(vit, x)
+    # as an explanation map: relative to uniform on the patch grid, upsampled, then min-max normalised
+    relative = attention_map(vit, x, upsample=False, normalize=False)
+    np.testing.assert_allclose(relative.numpy(), 24 * scores.reshape(2, 4, 6), atol=1e-5)
+    maps = attention_map(vit, x)
     assert maps.shape == (2, 32, 48)
+    torch.testing.assert_close(maps, normalize_maps(upsample_maps(relative, (32, 48))))
     assert torch.allclose(maps.amax(dim=(1, 2)), torch.ones(2)) and torch.all(maps.amin(dim=(1, 2)) == 0)
 
 
@@ -149,7 +159,7 @@ def test_attention_rollout_works_through_a_wrapper_and_restores_the_flags():
             return self.head(self.inner(x)[0].mean(dim=1))
 
     model = Logits(vit)
-    maps = attention_rollout(model, torch.randn(1, 1, 32, 32), upsample=False)
+    maps = attention_rollout(model, torch.randn(1, 1, 32, 32))
     assert maps.shape == (1, 4, 4)
     assert all(not block.attn.save_attn for block in vit.blocks)
     assert model.training

@@ -11,14 +11,15 @@ Everything here is model-independent library code for notebooks and the command 
 
 from __future__ import annotations
 
-from .attention_rollout import attention_rollout, rollout_attention_matrices
+from ..networks.attention_maps import attention_rollout, rollout_attention_matrices
+from .attention_map import attention_map, has_attention_map
 from .conditional_permutation import (
     PermutationTestResult,
     conditional_permutation_result,
     conditional_permutation_test,
     feature_kind,
 )
-from .feature_usage import feature_usage_table, holm
+from .feature_usage_table import feature_usage_table, holm
 from .gradcam import grad_cam, normalize_maps, upsample_maps
 from .kernel_ci import kernel_ci_test
 from .map_checks import map_rank_correlation, mask_share, mask_share_by_class, mask_share_frame
@@ -26,12 +27,14 @@ from .rendering import render_contact_sheet, render_explanation, render_feature_
 
 __all__ = [
     "PermutationTestResult",
+    "attention_map",
     "attention_rollout",
     "conditional_permutation_result",
     "conditional_permutation_test",
     "feature_kind",
     "feature_usage_table",
     "grad_cam",
+    "has_attention_map",
     "holm",
     "kernel_ci_test",
     "map_rank_correlation",

@@ -11,6 +11,7 @@ from .attention_maps import (
     attention_rollout,
     collect_attention,
     gradcam_target_layer,
+    rollout_attention_matrices,
 )
 from .export import export_network
 from .factory import BACKBONES, CNN_BACKBONES, VARIANTS, NetworkSpec, build_network, count_parameters, describe_network
@@ -29,4 +30,5 @@ __all__ = [
     "describe_network",
     "export_network",
     "gradcam_target_layer",
+    "rollout_attention_matrices",
 ]
