@@ -112,6 +112,7 @@ def write_isic2019_demo(
     artefact_class: str | None = None,
     artefact_rate: float = 0.9,
     artefact_noise_rate: float = 0.05,
+    artefact_eval_rate: float | None = None,
 ) -> Path:
     """Write a synthetic ISIC 2019 training folder (CSVs, JPEGs, an annotations CSV and masks).
 
@@ -125,13 +126,21 @@ def write_isic2019_demo(
         artefact_class: plant a sticker on ``artefact_rate`` of this class's *training* images (and on
             ``artefact_noise_rate`` of all other images); None plants none.
         artefact_rate: probability of the sticker on a training image of ``artefact_class``.
-        artefact_noise_rate: probability of the sticker on any other image.
+        artefact_noise_rate: probability of the sticker on a training image of any other class.
+        artefact_eval_rate: probability of the sticker on an image outside the training split, whatever its class
+            (None: ``artefact_noise_rate``). Outside training the sticker is independent of the class, so a model
+            whose output there moves with the sticker among images of one class has learned the shortcut.
 
     Returns:
         ``out_dir``.
     """
     if artefact_class is not None and artefact_class not in ISIC_CLASSES:
         raise DataError(f"artefact_class={artefact_class!r} is not one of {ISIC_CLASSES}")
+    eval_rate = artefact_noise_rate if artefact_eval_rate is None else artefact_eval_rate
+    for name, rate in (("artefact_rate", artefact_rate), ("artefact_noise_rate", artefact_noise_rate),
+                       ("artefact_eval_rate", eval_rate)):
+        if not 0 <= rate <= 1:
+            raise DataError(f"{name}={rate!r} is not a probability in [0, 1]")
     out = Path(out_dir)
     rng = np.random.default_rng(seed)
     weights = np.sqrt(_ISIC_FREQ) / np.sqrt(_ISIC_FREQ).sum()
@@ -161,7 +170,10 @@ def write_isic2019_demo(
         img, lesion_mask = _render_lesion(rng, image_size, cls, dots)
         planted = False
         if artefact_class is not None:
-            p = artefact_rate if (cls == artefact_class and in_training[i]) else artefact_noise_rate
+            if not in_training[i]:
+                p = eval_rate
+            else:
+                p = artefact_rate if cls == artefact_class else artefact_noise_rate
             planted = bool(rng.random() < p)
         artefact_mask = _plant_artefact(rng, img) if planted else np.zeros_like(lesion_mask)
         Image.fromarray((img * 255).round().astype(np.uint8)).save(img_dir / f"{names[i]}.jpg", quality=92)
@@ -208,6 +220,9 @@ def make_demo_data(
     image_size: int = 64,
     shuffle_labels: bool = False,
     artefact_class: str | None = None,
+    artefact_rate: float = 0.9,
+    artefact_noise_rate: float = 0.05,
+    artefact_eval_rate: float | None = None,
 ) -> str:
     """Write the demo datasets and their datalists under ``out_dir``.
 
@@ -221,13 +236,20 @@ def make_demo_data(
         image_size: side of the images.
         shuffle_labels: destroy the class signal by permuting labels (a leakage check).
         artefact_class: plant a sticker correlated with this class in the training split (e.g. ``NV``).
+        artefact_rate: share of ``artefact_class``'s training images that get the sticker.
+        artefact_noise_rate: share of the other classes' training images that get it.
+        artefact_eval_rate: share of validation and test images (any class) that get it; None: the noise rate.
+            A feature-usage test needs images of every class with and without the sticker there (e.g. 0.3).
+            Equal rates plant the sticker independently of the class everywhere: a control, where a model has
+            no reason to use it.
 
     Returns:
         ``out_dir``.
     """
     out = Path(out_dir)
     isic = write_isic2019_demo(
-        out / "isic2019", n_lesions, image_size, seed, shuffle_labels=shuffle_labels, artefact_class=artefact_class
+        out / "isic2019", n_lesions, image_size, seed, shuffle_labels=shuffle_labels, artefact_class=artefact_class,
+        artefact_rate=artefact_rate, artefact_noise_rate=artefact_noise_rate, artefact_eval_rate=artefact_eval_rate,
     )
     datalist_path = out / "isic2019_datalist.json"
     prepare_isic2019(str(isic), str(datalist_path), annotations=str(isic / "annotations.csv"))
