@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[Any, str]] = {
     "evaluate": ("medattn_monai.engine.workflow:evaluate", "evaluate a trained run on its test splits"),
     "models": ("medattn_monai.networks.summary:print_model_table", "parameters and overhead of every network"),
     "compare": ("medattn_monai.stats.compare:compare", "statistics over seeds: does a variant beat its baselines?"),
+    "explain": ("medattn_monai.explain.run_explanations:explain",
+                "Grad-CAM and attention maps of a trained run, mask shares and their agreement"),
+    "feature-usage": ("medattn_monai.explain.run_feature_usage:feature_usage",
+                      "does a trained run's output depend on annotated features given the label?"),
 }
 
 

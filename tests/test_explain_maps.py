@@ -17,6 +17,7 @@ from medattn_monai.explain import (
     attention_map,
     attention_rollout,
     grad_cam,
+    has_attention_map,
     map_rank_correlation,
     mask_share,
     mask_share_by_class,
@@ -26,7 +27,8 @@ from medattn_monai.explain import (
     render_explanation,
     upsample_maps,
 )
-from medattn_monai.networks import collect_attention
+from medattn_monai.networks import build_network, collect_attention
+from medattn_monai.networks.blocks.attention_ops import neighbour_offsets
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -167,6 +169,63 @@ def test_attention_rollout_works_through_a_wrapper_and_restores_the_flags():
         attention_rollout(torch.nn.Conv2d(1, 1, 1), torch.randn(1, 1, 8, 8))
 
 
+# ----------------------------------------------------------------------------- attention maps of the networks
+
+
+def _received_by_hand(weights: torch.Tensor, local: bool) -> torch.Tensor:
+    """docs/networks.md's layouts, aggregated with loops: the attention each position receives, mean over heads
+    and queries; a local weight goes to the neighbour at ``neighbour_offsets(k)[n]`` from its query."""
+    mean = weights.double().mean(dim=1)  # B x HW x keys
+    b, hw, keys = mean.shape
+    side = int(round(hw**0.5))
+    if not local:
+        return mean.mean(dim=1).reshape(b, side, side)
+    received = torch.zeros(b, side, side, dtype=torch.float64)
+    offsets = neighbour_offsets(int(round(keys**0.5))).tolist()
+    for q in range(hw):
+        y, x = divmod(q, side)
+        for n, (dy, dx) in enumerate(offsets):
+            if 0 <= y + dy < side and 0 <= x + dx < side:
+                received[:, y + dy, x + dx] += mean[:, q, n]
+            else:
+                assert torch.all(mean[:, q, n] == 0)  # neighbours outside the map are masked out
+    return received / hw
+
+
+@pytest.mark.parametrize("attention", ["ga", "la", "ela"])
+def test_attention_map_is_the_returned_attention_weights_aggregated_as_documented(attention):
+    torch.manual_seed(0)
+    # window 3 on the 4 x 4 (layer3) and 2 x 2 (layer4) maps of a 64-pixel input: neighbours fall off the edges
+    net = build_network("resnet18", attention, num_classes=3, image_size=64, window=3).eval()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    weights = collect_attention(net, x)
+    assert len(weights) == (4 if attention == "ela" else 2)  # ela: every block of layer3 and layer4
+    relative = {}
+    for name, w in weights.items():
+        by_hand = _received_by_hand(w, local=attention != "ga")
+        torch.testing.assert_close(by_hand.sum(dim=(1, 2)), torch.ones(2, dtype=torch.float64))
+        relative[name] = by_hand * by_hand[0].numel()  # 1 = what uniform attention would give
+        got = attention_map(net, x, layer=name, upsample=False, normalize=False)
+        torch.testing.assert_close(got.double(), relative[name], atol=1e-6, rtol=1e-5)
+    combined = torch.stack([upsample_maps(m.float(), (64, 64)) for m in relative.values()]).mean(dim=0)
+    torch.testing.assert_close(attention_map(net, x, normalize=False), combined, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(attention_map(net, x), normalize_maps(combined), atol=1e-5, rtol=1e-5)
+    assert not net.training
+
+
+def test_attention_map_needs_spatial_attention():
+    for attention in ("none", "se"):  # se weighs channels, not positions
+        net = build_network("resnet18", attention, num_classes=2, image_size=64)
+        assert not has_attention_map(net)
+        with pytest.raises(ValueError, match="no spatial attention"):
+            attention_map(net, torch.randn(1, 3, 64, 64))
+    net = build_network("resnet18", "la", num_classes=2, image_size=64)
+    with pytest.raises(ConfigError, match="layer4.attn"):
+        attention_map(net, torch.randn(1, 3, 64, 64), layer="layer9")
+    with pytest.raises(ValueError, match="upsample"):
+        attention_map(net, torch.randn(1, 3, 64, 64), upsample=False)
+
+
 # -------------------------------------------------------------------------------------------------- map checks
 
 
@@ -200,6 +259,11 @@ def test_mask_share_per_class_table(tmp_path):
     pd.testing.assert_frame_equal(table, expected, check_dtype=False)
     table.to_csv(tmp_path / "share.csv", index=False)
     assert pd.read_csv(tmp_path / "share.csv").shape == (2, 6)
+    # over all classes: the three images with a mask, (0.75 + 0.25 + 0.5) / 3 over (0.25 + 0.25 + 0.5) / 3
+    overall = mask_share_by_class(frame, class_names=["MEL", "NV"], overall=True)
+    assert overall["class"].tolist() == ["MEL", "NV", "all"] and overall["label"].tolist() == [0, 1, -1]
+    np.testing.assert_allclose(overall.iloc[2][["n", "mean_share", "mean_area_share", "ratio"]].astype(float),
+                               [3, 0.5, 1 / 3, 1.5])
 
 
 def test_map_rank_correlation_by_hand():
@@ -239,3 +303,9 @@ def test_render_one_png_per_image_and_a_contact_sheet(tmp_path):
     assert width > 0 and height > 0
     with pytest.raises(ValueError):
         render_contact_sheet(tmp_path / "none.png", images[:0], cams[:0])
+    # a ViT has no Grad-CAM: image | rollout only
+    vit_one = render_explanation(tmp_path / "vit.png", images[0], None, attention=attns[0], attention_title="rollout")
+    assert _png_size(vit_one)[0] < width3
+    render_contact_sheet(tmp_path / "vit_sheet.png", images, None, attentions=attns, attention_title="rollout")
+    with pytest.raises(ValueError, match="nothing to draw"):
+        render_explanation(tmp_path / "empty.png", images[0], None)
