@@ -18,11 +18,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.distributed as dist
 from ignite.engine import Engine, Events
 
 from ..errors import ConfigError
+from ..handlers.predictions import EvaluatorOutputs
 from .explain_runs import metric_key
 from .feature_usage_table import feature_frame, feature_usage_table
 
@@ -61,46 +60,29 @@ class FeatureUsageHandler:
         self.n_permutations = int(n_permutations)
         self.seed = int(seed)
         self.kinds = dict(kinds or {})
-        self.pred_key = pred_key
         self.position = {int(item.get("index", i)): i for i, item in enumerate(items)}
         self.labels = np.array([int(item["label"]) for item in items])
         self.frame = feature_frame(items, self.features)
         self.keys = {f: metric_key("fu_p", f) for f in self.features}
         self.last_table: pd.DataFrame | None = None
-        self._indices: list[torch.Tensor] = []
-        self._probs: list[torch.Tensor] = []
+        self.outputs = EvaluatorOutputs(pred_key)
 
     def attach(self, engine: Engine) -> None:
+        self.outputs.attach(engine)
         engine.add_event_handler(Events.STARTED, self._started)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
         engine.add_event_handler(Events.COMPLETED, self._completed)
 
     def _started(self, engine: Engine) -> None:
-        self._indices, self._probs = [], []
         for key in self.keys.values():  # no stale value from an earlier epoch is recorded for this one
             engine.state.metrics.pop(key, None)
 
-    def _collect(self, engine: Engine) -> None:
-        logits = engine.state.output[self.pred_key]
-        self._probs.append(torch.softmax(logits.detach().float(), dim=1).cpu())
-        self._indices.append(torch.as_tensor(engine.state.batch["index"]).cpu())
-
-    def _gathered(self) -> tuple[np.ndarray, np.ndarray]:
-        indices, probs = torch.cat(self._indices), torch.cat(self._probs)
-        if dist.is_available() and dist.is_initialized():  # each rank validated a disjoint part of the split
-            parts: list[Any] = [None] * dist.get_world_size()
-            dist.all_gather_object(parts, (indices, probs))
-            indices = torch.cat([p[0] for p in parts])
-            probs = torch.cat([p[1] for p in parts])
-        return indices.numpy(), probs.numpy()
-
     def _completed(self, engine: Engine) -> None:
         epoch = engine.state.epoch  # MONAI's evaluator runs as epoch N of the training
-        if epoch % self.every or not self._indices:
+        if epoch % self.every or not len(self.outputs):
             return
-        indices, probs = self._gathered()
+        probs, indices, _ = self.outputs.gathered()  # from every rank, in split order
         rows = np.array([self.position[int(i)] for i in indices])
-        rows, first = np.unique(rows, return_index=True)  # in split order; a padded duplicate counts once
+        rows, first = np.unique(rows, return_index=True)  # a padded duplicate counts once
         table = feature_usage_table(probs[first], self.frame.iloc[rows].reset_index(drop=True), self.labels[rows],
                                     n_permutations=self.n_permutations, seed=self.seed, kinds=self.kinds)
         for feature, p in zip(table["feature"], table["p"]):

@@ -20,14 +20,14 @@ import torch
 from PIL import Image
 
 from ..data import PrepareBatch
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..networks import gradcam_target_layer
 from .attention_map import attention_map, has_attention_map
 from .explain_runs import explain_run, explain_run_name, log_folder, log_metrics, metric_key
+from .feature_usage_table import feature_frame
 from .gradcam import grad_cam
 from .map_checks import map_rank_correlation, mask_share_by_class, mask_share_frame
 from .rendering import render_contact_sheet, render_explanation
-from .feature_usage_table import feature_frame
 from .trained_run import TrainedRun, load_trained_run, split_batches, split_data
 
 __all__ = ["explain", "explain_maps"]
@@ -73,6 +73,8 @@ def explain_maps(trained: TrainedRun, items: list[dict], *, mask_field: str | No
         "gradcam_layer": str | None, "attention": bool}``.
     """
     layer, has_attention = _vit_or_cnn(trained)
+    if layer is None and not has_attention:
+        raise ConfigError(f"{type(trained.network).__name__} has neither a Grad-CAM layer nor attention maps")
     root = Path(dataset_dir or trained.info.get("dataset_dir") or ".")
     prepare = PrepareBatch()
     rows, share_frames, masked_figures, other_figures = [], [], [], []
