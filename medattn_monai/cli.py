@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[Any, str]] = {
     "prepare": (
         {
             "isic2019": "medattn_monai.data.isic2019:prepare_isic2019",
+            "camelyon17": "medattn_monai.data.camelyon17:prepare_camelyon17",
+            "derm7pt": "medattn_monai.data.derm7pt:prepare_derm7pt",
         },
         "convert a downloaded dataset folder into a datalist JSON",
     ),

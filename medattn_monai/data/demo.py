@@ -20,6 +20,7 @@ from __future__ import annotations
 import colorsys
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -412,30 +413,54 @@ def make_demo_data(
     image_size: int = 64,
     shuffle_labels: bool = False,
     artefact_class: str | None = None,
+    datasets: str | Sequence[str] = ("isic2019", "camelyon17"),
+    camelyon_patients_per_center: int = 4,
+    camelyon_patches_per_patient: int = 30,
+    derm7pt_cases: int = 60,
 ) -> str:
     """Write the demo datasets and their datalists under ``out_dir``.
 
-    ``<out_dir>/isic2019/`` holds a synthetic ISIC 2019 folder and ``<out_dir>/isic2019_datalist.json`` its datalist
-    (made by the same converter as the real data).
+    For each dataset ``<name>`` of ``datasets``, ``<out_dir>/<name>/`` holds a synthetic folder in the real on-disk
+    format and ``<out_dir>/<name>_datalist.json`` its datalist, made by the same converter as the real data and
+    marked ``"demo": true`` (runs on it go to the ``<dataset>-demo`` experiment).
 
     Args:
         out_dir: output folder.
         seed: seed of everything (images, labels, splits).
         n_lesions: ISIC lesions to draw (about 1.15 images each).
-        image_size: side of the images.
+        image_size: side of the ISIC images (Camelyon17 patches are always 96×96, as in WILDS).
         shuffle_labels: destroy the class signal by permuting labels (a leakage check).
-        artefact_class: plant a sticker correlated with this class in the training split (e.g. ``NV``).
+        artefact_class: plant a sticker correlated with this class in the ISIC training split (e.g. ``NV``).
+        datasets: which demos to write, among ``isic2019``, ``camelyon17``, ``derm7pt`` (a list, or names separated
+            by commas). The default writes the two the bundles train on (a few seconds).
+        camelyon_patients_per_center: Camelyon17 demo patients per hospital.
+        camelyon_patches_per_patient: Camelyon17 demo patches per patient.
+        derm7pt_cases: derm7pt demo cases.
 
     Returns:
         ``out_dir``.
     """
+    names = [d.strip() for d in datasets.split(",")] if isinstance(datasets, str) else [str(d) for d in datasets]
+    unknown = [d for d in names if d not in DEMO_DATASETS]
+    if unknown or not names:
+        raise DataError(f"datasets={datasets!r}: choose among {list(DEMO_DATASETS)}")
     out = Path(out_dir)
-    isic = write_isic2019_demo(
-        out / "isic2019", n_lesions, image_size, seed, shuffle_labels=shuffle_labels, artefact_class=artefact_class
-    )
-    datalist_path = out / "isic2019_datalist.json"
-    prepare_isic2019(str(isic), str(datalist_path), annotations=str(isic / "annotations.csv"))
-    _mark_demo(datalist_path, seed)
+    for name in DEMO_DATASETS:
+        if name not in names:
+            continue
+        folder, datalist_path = out / name, out / f"{name}_datalist.json"
+        if name == "isic2019":
+            write_isic2019_demo(folder, n_lesions, image_size, seed, shuffle_labels=shuffle_labels,
+                                artefact_class=artefact_class)
+            prepare_isic2019(str(folder), str(datalist_path), annotations=str(folder / "annotations.csv"))
+        elif name == "camelyon17":
+            write_camelyon17_demo(folder, camelyon_patients_per_center, camelyon_patches_per_patient, seed,
+                                  shuffle_labels=shuffle_labels)
+            prepare_camelyon17(str(folder), str(datalist_path), seed=seed, check_files=True, progress=False)
+        else:
+            write_derm7pt_demo(folder, derm7pt_cases, image_size, seed)
+            prepare_derm7pt(str(folder), str(datalist_path), check_files=True, progress=False)
+        _mark_demo(datalist_path, seed)
     return str(out)
 
 
