@@ -117,10 +117,10 @@ def camelyon17_splits(meta: pd.DataFrame, test_ratio: float = 0.15, seed: int = 
         "val_ood": np.flatnonzero(center == VAL_OOD_CENTER),
         "test_ood": np.flatnonzero(center == TEST_OOD_CENTER),
     }
-    if out["training"].size == 0:
+    if out["training"].size == 0 or out["test"].size == 0:
         n = len(np.unique(patients))
-        raise DataError(f"the training centres have {n} patient(s): too few to hold some out for the test split "
-                        f"and keep some for training")
+        raise DataError(f"the training centres have {n} patient(s) with split-0 patches: too few to hold some out "
+                        f"for the test split (test_ratio={test_ratio}) and keep some for training")
     return out
 
 

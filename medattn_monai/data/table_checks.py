@@ -28,6 +28,11 @@ def line_of(row: int) -> int:
     return int(row) + 2
 
 
+def _plain(value: object) -> object:
+    # numpy scalars print as np.int64(7); messages show the value as the CSV has it
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _first(mask: np.ndarray) -> tuple[int, str]:
     rows = np.flatnonzero(mask)
     more = f" (and {len(rows) - 1} more row(s))" if len(rows) > 1 else ""
@@ -37,7 +42,7 @@ def _first(mask: np.ndarray) -> tuple[int, str]:
 def require_complete(df: pd.DataFrame, columns: Sequence[str], path: str | Path) -> None:
     """Every row has a value in every one of ``columns`` (blank cells and NaN are missing)."""
     cols = list(columns)
-    missing = df[cols].isna().to_numpy()
+    missing = df[cols].isna().to_numpy().copy()  # to_numpy() may be a read-only view
     text = df[cols].select_dtypes(include=["object", "string"])
     if not text.empty:
         blank = text.apply(lambda c: c.astype("string").str.strip().eq("")).fillna(False).to_numpy(dtype=bool)
@@ -57,7 +62,7 @@ def require_integers(df: pd.DataFrame, columns: Sequence[str], path: str | Path)
         if bad.any():
             row, more = _first(bad)
             raise DataError(
-                f"{path}: line {line_of(row)} has {df[col].iloc[row]!r} in column {col!r}, not an integer{more}"
+                f"{path}: line {line_of(row)} has {_plain(df[col].iloc[row])!r} in column {col!r}, not an integer{more}"
             )
         out[col] = values.to_numpy().astype(np.int64)
     return out
@@ -70,7 +75,7 @@ def require_values(df: pd.DataFrame, column: str, allowed: Iterable, path: str |
     if bad.any():
         row, more = _first(bad)
         raise DataError(
-            f"{path}: line {line_of(row)} has unknown {what} {df[column].iloc[row]!r} in column {column!r} "
+            f"{path}: line {line_of(row)} has unknown {what} {_plain(df[column].iloc[row])!r} in column {column!r} "
             f"(expected one of {allowed}){more}"
         )
 
@@ -82,7 +87,7 @@ def require_unique(df: pd.DataFrame, columns: str | Sequence[str], path: str | P
     if dup.any():
         later = df.duplicated(subset=cols, keep="first").to_numpy()
         row = int(np.flatnonzero(later)[0])
-        key = tuple(df[cols].iloc[row])
+        key = tuple(_plain(v) for v in df[cols].iloc[row])
         same = (df[cols] == df[cols].iloc[row]).all(axis=1).to_numpy()
         first = int(np.flatnonzero(same)[0])
         shown = key[0] if len(key) == 1 else dict(zip(cols, key))
