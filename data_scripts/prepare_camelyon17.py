@@ -1,6 +1,7 @@
-"""Convert a Camelyon17-WILDS v1.0 folder into a datalist JSON: the same as `medattn prepare camelyon17 DATASET_DIR OUT_JSON`.
+"""Camelyon17-WILDS v1.0 folder -> datalist JSON (same as ``medattn prepare camelyon17``).
 
-Usage: python data_scripts/prepare_camelyon17.py DATASET_DIR OUT_JSON [--check_files] [--help]
+Usage: python data_scripts/prepare_camelyon17.py DATASET_DIR OUT_JSON [--test_ratio 0.15] [--seed 0]
+       [--max_samples_per_split N] [--check_files]
 """
 
 import sys

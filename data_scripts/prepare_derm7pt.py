@@ -1,6 +1,7 @@
-"""Convert a derm7pt release_v0 folder into a datalist JSON: the same as `medattn prepare derm7pt DATASET_DIR OUT_JSON`.
+"""derm7pt folder -> datalist JSON over the ISIC 2019 classes (same as ``medattn prepare derm7pt``).
 
-Usage: python data_scripts/prepare_derm7pt.py DATASET_DIR OUT_JSON [--check_files] [--help]
+Usage: python data_scripts/prepare_derm7pt.py DATASET_DIR OUT_JSON [--image derm|clinic]
+       [--diagnosis_map '{"lentigo": None}'] [--check_files]
 """
 
 import sys

@@ -15,7 +15,7 @@ import mlflow
 import pytest
 from monai.bundle import ConfigWorkflow, verify_metadata, verify_net_in_out
 
-from conftest import REPO
+from conftest import REPO, workflow_property_problems
 from medattn_monai.errors import ConfigError, find_medattn_error
 
 BUNDLE = "camelyon17_attention_classification"
@@ -89,13 +89,7 @@ def test_workflow_properties(workflow_type, configs, camelyon_run, tmp_path):
     overrides = dict(camelyon_run.overrides, output_root=str(tmp_path / "runs"))
     if workflow_type == "infer":
         overrides["run_dir"] = str(camelyon_run.run_dir)
-    if "multi_gpu_train.json" in configs:
-        overrides["initialize"] = ["$medattn_monai.engine.seed_everything(@seed)"]  # no process group in a test
-        overrides["network"] = "$@network_def"
-    workflow = ConfigWorkflow(config_file=[str(CONFIGS / c) for c in configs], meta_file=str(META),
-                              workflow_type=workflow_type, **overrides)
-    workflow.initialize()
-    assert workflow.check_properties() == []
+    assert workflow_property_problems(CONFIGS, workflow_type, configs, overrides) == []
 
 
 def _workflow(configs, **overrides) -> ConfigWorkflow:

@@ -139,7 +139,7 @@ def prepare_derm7pt(
         image: which image is the item's ``image``: ``derm`` (dermoscopic, default) or ``clinic``; the other is
             kept as ``derm_image`` / ``clinic_image``.
         diagnosis_map: entries that override :data:`DIAGNOSIS_TO_ISIC` (a diagnosis -> an ISIC class, or None to
-            leave it out), e.g. ``{"lentigo": None}``.
+            leave it out), e.g. ``{"lentigo": None}`` (on the command line: ``--diagnosis_map '{"lentigo": None}'``).
         check_files: verify that every image file exists (with a progress bar).
         progress: show the progress bar of ``check_files``.
 
