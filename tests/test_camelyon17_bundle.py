@@ -123,6 +123,6 @@ def test_evaluation_uses_the_training_cap_unless_overridden(camelyon_run, tmp_pa
     assert list(loaders) == list(SPLIT_PREFIXES)
     datalist = json.loads(Path(camelyon_run.overrides["datalist"]).read_text())
     assert len(loaders["val_ood"].dataset) == len(datalist["val_ood"])  # the training ran uncapped
-    loaders = _workflow(["train.json", "evaluate.json"], **overrides, max_samples_per_split=7).parser.get_parsed_content(
-        "eval_loaders")
+    capped = _workflow(["train.json", "evaluate.json"], **overrides, max_samples_per_split=7)
+    loaders = capped.parser.get_parsed_content("eval_loaders")
     assert {len(loader.dataset) for loader in loaders.values()} == {7}

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .datalist import save_datalist
+from .datalist import SPLITS, save_datalist
 from .io import read_csv_checked
 from .splits import stratified_group_split, subsample_indices
 from .table_checks import line_of, require_complete, require_files, require_integers, require_unique, require_values
@@ -46,7 +46,6 @@ TEST_OOD_CENTER = 2
 CENTERS = (0, 1, 2, 3, 4)
 # annotation fields copied into every datalist item (the hospital is a feature an explanation may test)
 ITEM_FIELDS = ("center", "patient", "node", "slide")
-SPLIT_ORDER = ("training", "validation", "test", "val_ood", "test_ood")
 
 
 def read_camelyon17_metadata(path: str | Path) -> pd.DataFrame:
@@ -98,7 +97,7 @@ def camelyon17_splits(meta: pd.DataFrame, test_ratio: float = 0.15, seed: int = 
         seed: seed of the choice of held-out patients.
 
     Returns:
-        ``{split: sorted int array of row positions}`` for the splits of :data:`SPLIT_ORDER`.
+        ``{split: sorted int array of row positions}`` for the splits of :data:`SPLITS`.
     """
     if not 0 < test_ratio < 1:
         raise DataError(f"test_ratio must be in (0, 1), got {test_ratio}")
@@ -162,7 +161,7 @@ def prepare_camelyon17(
         require_files(root, table["image"].tolist(), progress=progress, what="patch")
 
     datalist: dict = {"name": "camelyon17", "classes": list(CAMELYON17_CLASSES)}
-    for stream, name in enumerate(SPLIT_ORDER):
+    for stream, name in enumerate(SPLITS):
         positions = rows[name][subsample_indices(len(rows[name]), max_samples_per_split, seed, stream)]
         datalist[name] = table.iloc[positions].to_dict(orient="records")
     test_patients = sorted(np.unique(meta["patient"].to_numpy()[rows["test"]]).tolist())
@@ -177,6 +176,6 @@ def prepare_camelyon17(
         "test_ood_center": TEST_OOD_CENTER,
     }
     save_datalist(datalist, out_json)
-    counts = {name: len(datalist[name]) for name in SPLIT_ORDER}
+    counts = {name: len(datalist[name]) for name in SPLITS}
     print(f"wrote {out_json}: {counts}; test patients {test_patients}")
     return str(out_json)
