@@ -126,3 +126,15 @@ def test_evaluation_uses_the_training_cap_unless_overridden(camelyon_run, tmp_pa
     capped = _workflow(["train.json", "evaluate.json"], **overrides, max_samples_per_split=7)
     loaders = capped.parser.get_parsed_content("eval_loaders")
     assert {len(loader.dataset) for loader in loaders.values()} == {7}
+
+
+@pytest.mark.parametrize("cache, monai_class", [("persistent", "PersistentDataset"), ("monai", "CacheDataset"),
+                                                ("stream", "Dataset")])
+def test_cache_modes_are_config_keys(cache, monai_class, demo_data, tmp_path):
+    workflow = _workflow(["train.json"], **_paths(demo_data, tmp_path), max_samples_per_split=6, batch_size=2,
+                         cache=cache, cache_dir=str(tmp_path / "cache"), num_workers=1, progress=False)
+    dataset = workflow.parser.get_parsed_content("train#dataset")
+    assert dataset.cache == cache and type(dataset._items).__name__ == monai_class
+    loader = workflow.parser.get_parsed_content("train#dataloader")
+    assert loader.num_workers == 1
+    assert next(iter(loader))["image"].shape == (2, 3, 96, 96)
