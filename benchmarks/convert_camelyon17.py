@@ -10,6 +10,7 @@ hospital, 5 nodes each; about 10 % of the training hospitals' patches with split
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medattn_monai.data.camelyon17 import METADATA_COLUMNS, prepare_camelyon17
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
+
+from medattn_monai.data.camelyon17 import METADATA_COLUMNS, prepare_camelyon17  # noqa: E402
 
 REAL_ROWS = 455_954
 
@@ -51,6 +55,7 @@ def main() -> None:
             prepare_camelyon17(str(folder), str(Path(tmp) / "datalist.json"))
             times.append(time.perf_counter() - start)
         size_mb = (Path(tmp) / "datalist.json").stat().st_size / 2**20
+    print(f"machine: {machine()}")
     print(f"converted {args.rows} rows: best {min(times):.1f} s, median {sorted(times)[len(times) // 2]:.1f} s "
           f"over {args.repeats} runs (datalist {size_mb:.0f} MB; target < 30 s)")
 

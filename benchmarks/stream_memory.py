@@ -12,13 +12,17 @@ same split in RAM would take ``items × 27 KB``.
 from __future__ import annotations
 
 import argparse
+import sys
 import os
 import tempfile
 import time
 from pathlib import Path
 
-from medattn_monai.data import ImageClassificationDataset, LoadResizeImaged, load_datalist, make_dataloader, split_items
-from medattn_monai.data.demo import make_demo_data
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
+
+from medattn_monai.data import ImageClassificationDataset, LoadResizeImaged, load_datalist, make_dataloader, split_items  # noqa: E402
+from medattn_monai.data.demo import make_demo_data  # noqa: E402
 
 
 def tree_rss_mb(pid: int | None = None) -> float:
@@ -53,6 +57,7 @@ def main() -> None:
         dataset = ImageClassificationDataset(data, LoadResizeImaged("image", 96), (3, 96, 96), cache="auto",
                                              cache_budget=1e-9, progress=False, name="stream")
         loader = make_dataloader(dataset, args.batch, shuffle=True, num_workers=args.workers)
+        print(f"machine: {machine()}")
         print(f"{args.items} items, cache={dataset.cache}, {args.workers} workers; a RAM cache would take "
               f"{dataset.bytes_needed / 2**20:.0f} MB")
         start, samples = time.perf_counter(), []
