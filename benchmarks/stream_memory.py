@@ -12,8 +12,8 @@ same split in RAM would take ``items × 27 KB``.
 from __future__ import annotations
 
 import argparse
-import sys
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,7 +21,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
 
-from medattn_monai.data import ImageClassificationDataset, LoadResizeImaged, load_datalist, make_dataloader, split_items  # noqa: E402
+from medattn_monai.data import (  # noqa: E402
+    ImageClassificationDataset,
+    LoadResizeImaged,
+    load_datalist,
+    make_dataloader,
+    split_items,
+)
 from medattn_monai.data.demo import make_demo_data  # noqa: E402
 
 
