@@ -289,11 +289,11 @@ def export_bundle(
     Args:
         run_id: the run to export: MLflow run id or run folder.
         out: the bundle folder (its name is the bundle's); default ``dist/<dataset>_<backbone>_<variant>_classification``.
-        dataset: pick among runs with this ``dataset`` tag (with no ``run_id``).
-        backbone: ... this ``backbone`` tag.
-        attention: ... this ``attention`` tag (``none`` for baselines).
-        baseline: ... this ``baseline`` tag (``plain``, ``size_matched``, ``vit``).
-        experiment: ... in this MLflow experiment only.
+        dataset: without ``run_id``: pick among runs with this ``dataset`` tag (``isic``, ``camelyon17``).
+        backbone: without ``run_id``: pick among runs with this ``backbone`` tag.
+        attention: without ``run_id``: pick among runs with this ``attention`` tag (``none`` for baselines).
+        baseline: without ``run_id``: pick among runs with this ``baseline`` tag (``plain``, ``size_matched``, ``vit``).
+        experiment: without ``run_id``: pick among the runs of this MLflow experiment only.
         metric: the metric that picks the best run.
         output_root: where run folders live (a run whose folder is missing is read from its MLflow artifacts).
         tracking_uri: the MLflow store.
@@ -310,6 +310,8 @@ def export_bundle(
         ConfigError: no run given or found, ``out`` exists, or the run cannot be exported (not FINISHED, no
             checkpoint, no test metrics, network not rebuildable).
     """
+    if out is not None and Path(out).exists() and not overwrite:
+        raise ConfigError(f"{out} exists: choose another --out or pass --overwrite")
     if run_id is None:
         if all(v is None for v in (dataset, backbone, attention, baseline, experiment)):
             raise ConfigError("give --run_id (an MLflow run id or run folder), or tags (--dataset, --backbone, "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,8 @@ def load_run(run: str, output_root: str = "runs", tracking_uri: str | None = Non
         run: an MLflow run id, or a run folder (its ``run.json`` names the run and the store).
         output_root: where run folders live (``<output_root>/<experiment>/<run name>``).
         tracking_uri: the MLflow store (default: the run folder's, else the usual resolution).
-        download_dir: where to put ``run.json``/``model.pt`` downloaded from MLflow when the folder is not here.
+        download_dir: where to put ``run.json``/``model.pt`` downloaded from MLflow when the folder is not here
+            (default: a new temporary folder).
 
     Raises:
         ConfigError: the run is unknown, not FINISHED, has no checkpoint or no test metrics, or its network cannot be
@@ -159,7 +161,7 @@ def load_run(run: str, output_root: str = "runs", tracking_uri: str | None = Non
         try:
             run_dir = Path(find_run_dir(run_id, output_root, uri))
         except ConfigError:
-            run_dir = _download(client, run_id, Path(download_dir or "."))
+            run_dir = _download(client, run_id, Path(download_dir or tempfile.mkdtemp(prefix="run-")))
             logger.info("run folder of %s not under %s: using its MLflow artifacts", label, output_root)
         info = read_run_info(run_dir)
     state, network = _rebuilt(run_dir, info, label)

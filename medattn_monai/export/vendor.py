@@ -163,8 +163,7 @@ def _rewrite(module: str, text: str, tree: ast.Module, flat: dict[str, str], nam
         new = _rewritten_import(_import_targets(node, module, package), flat, first[: node.col_offset])
         lines[node.lineno - 1 : node.end_lineno] = [new + "\n"]
     relative = Path(_spec(module).origin).relative_to(Path(_spec(package).origin).parent).as_posix()
-    header = (f"# Copied from the medattn-monai package ({relative}) by `medattn export-bundle`, imports rewritten "
-              f"to this folder.\n")
+    header = f"# Copied from medattn-monai ({relative}) by `medattn export-bundle`; imports rewritten to this folder.\n"
     body = _MENTION.sub(lambda m: _mention(m.group(0), flat, name, package), "".join(lines))
     body = re.sub(rf"\b{package}\b", package.replace("_", "-"), body)  # what is left names the distribution
     return header + body
