@@ -180,7 +180,8 @@ def write_bundle(source: RunSource, folder: str | Path, version: str = "0.1.0", 
         authors: the bundle's authors (default: the source bundle's).
 
     Raises:
-        ValueError: a file of the bundle names this package (a copying bug).
+        ValueError: a file of the bundle (other than the TorchScript model's recorded source paths) names this
+            package: a copying bug.
         RuntimeError: the compiled network differs from the run's.
     """
     folder = Path(folder)
@@ -246,6 +247,11 @@ def write_bundle(source: RunSource, folder: str | Path, version: str = "0.1.0", 
     (folder / "docs" / "README.md").write_text(readme, encoding="utf-8")
 
     leaks = [f for f in _files(folder) if PACKAGE.encode() in (folder / f).read_bytes()]
+    # TorchScript records the source paths of what it compiled (MONAI's and torch's too): a path naming the
+    # package's folder (a virtual environment inside it) is harmless there; anywhere else it is a copying bug
+    if "models/model.ts" in leaks:
+        logger.warning("models/model.ts records a source path containing %r; the bundle does not need it", PACKAGE)
+        leaks.remove("models/model.ts")
     if leaks:
         raise ValueError(f"exported files name {PACKAGE} (the bundle would need this package): {leaks}")
     return folder
