@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[Any, str]] = {
     "evaluate": ("medattn_monai.engine.workflow:evaluate", "evaluate a trained run on its test splits"),
     "models": ("medattn_monai.networks.summary:print_model_table", "parameters and overhead of every network"),
     "compare": ("medattn_monai.stats.compare:compare", "statistics over seeds: does a variant beat its baselines?"),
+    "export-bundle": (
+        "medattn_monai.export.bundle:export_bundle",
+        "a trained run as a Model Zoo bundle (folder + zip) that runs with MONAI alone",
+    ),
 }
 
 

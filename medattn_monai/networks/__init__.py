@@ -13,7 +13,16 @@ from .attention_maps import (
     gradcam_target_layer,
 )
 from .export import export_network
-from .factory import BACKBONES, CNN_BACKBONES, VARIANTS, NetworkSpec, build_network, count_parameters, describe_network
+from .factory import (
+    BACKBONES,
+    CNN_BACKBONES,
+    VARIANTS,
+    NetworkSpec,
+    build_network,
+    count_parameters,
+    describe_network,
+    network_recipe,
+)
 
 __all__ = [
     "BACKBONES",
@@ -29,4 +38,5 @@ __all__ = [
     "describe_network",
     "export_network",
     "gradcam_target_layer",
+    "network_recipe",
 ]
