@@ -113,13 +113,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bundle-only", action="store_true",
+                        help="time only the bundle and report peak GPU memory (the GPU check)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.networks, args.images, args.repeats = [64], ["resnet18:none", "resnet18:ga"], 256, 3
 
     print(f"machine: {machine()}")
-    print(f"{'network':<22}{'px':>5}{'bundle img/s':>14}{'loop img/s':>12}{'ratio':>8}")
+    if args.bundle_only:
+        print(f"{'network':<22}{'px':>5}{'bundle img/s':>14}{'peak GPU MiB':>14}")
+    else:
+        print(f"{'network':<22}{'px':>5}{'bundle img/s':>14}{'loop img/s':>12}{'ratio':>8}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -131,14 +136,24 @@ def main() -> None:
             for spec in args.networks:
                 backbone, attention = spec.split(":")
                 times = {"bundle": [], "loop": []}
+                if torch.cuda.is_available():
+                    torch.cuda.reset_peak_memory_stats()
                 for r in range(args.repeats):
                     order = ("bundle", "loop") if r % 2 == 0 else ("loop", "bundle")
+                    if args.bundle_only:
+                        order = ("bundle",)
                     for side in order:
                         work = Path(tempfile.mkdtemp(dir=root))
                         fn = bundle_run if side == "bundle" else hand_loop
                         times[side].append(fn(data, datalist, work, backbone, attention, size, args.epochs, args.batch))
                 n = args.epochs * (args.images // args.batch) * args.batch
-                b, lp = n / statistics.median(times["bundle"]), n / statistics.median(times["loop"])
+                b = n / statistics.median(times["bundle"])
+                if args.bundle_only:
+                    peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else float("nan")
+                    rows.append({"network": spec, "size": size, "bundle_img_s": b, "peak_gpu_mib": peak})
+                    print(f"{spec:<22}{size:>5}{b:>14.1f}{peak:>14.0f}", flush=True)
+                    continue
+                lp = n / statistics.median(times["loop"])
                 rows.append({"network": spec, "size": size, "bundle_img_s": b, "loop_img_s": lp, "ratio": b / lp})
                 print(f"{spec:<22}{size:>5}{b:>14.1f}{lp:>12.1f}{b / lp:>8.3f}", flush=True)
     write_rows(args.json, rows)

@@ -37,7 +37,7 @@ HANDLER = {"features": ["artefact", "dots"], "every": 1, "n_permutations": 2000}
 
 def _trained(tmp_path_factory, demo_data, name: str, artefact: dict, **extra) -> SimpleNamespace:
     root = tmp_path_factory.mktemp(name)
-    make_demo_data(str(root / "data"), seed=0, n_lesions=400, **artefact)
+    make_demo_data(str(root / "data"), seed=0, n_lesions=400, datasets="isic2019", **artefact)
     data = SimpleNamespace(dataset_dir=root / "data" / "isic2019", datalist=root / "data" / "isic2019_datalist.json",
                            empty_store=demo_data.empty_store)
     overrides = train_overrides(data, root, **TRAINING, **extra)

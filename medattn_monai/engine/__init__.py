@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from .selection import SELECTION_SPLITS, selection_metric, selection_split
 from .evaluation import evaluate_splits, inference_items, latest_run_dir, split_loaders
 from .workflow import DEFAULT_BUNDLE, bundle_configs, evaluate, find_run_dir, resume, run_workflow, train
 from .setup import (
@@ -26,4 +27,5 @@ __all__ = [
     "locate_bundle", "make_loss", "make_optimizer", "output_dir_for", "resume_checkpoint", "run_name_for",
     "seed_everything", "training_tags", "DEFAULT_BUNDLE", "bundle_configs", "evaluate", "find_run_dir", "resume",
     "run_workflow", "train", "evaluate_splits", "inference_items", "latest_run_dir", "split_loaders",
+    "SELECTION_SPLITS", "selection_metric", "selection_split",
 ]

@@ -14,7 +14,16 @@ from .attention_maps import (
     rollout_attention_matrices,
 )
 from .export import export_network
-from .factory import BACKBONES, CNN_BACKBONES, VARIANTS, NetworkSpec, build_network, count_parameters, describe_network
+from .factory import (
+    BACKBONES,
+    CNN_BACKBONES,
+    VARIANTS,
+    NetworkSpec,
+    build_network,
+    count_parameters,
+    describe_network,
+    network_recipe,
+)
 
 __all__ = [
     "BACKBONES",
@@ -30,5 +39,6 @@ __all__ = [
     "describe_network",
     "export_network",
     "gradcam_target_layer",
+    "network_recipe",
     "rollout_attention_matrices",
 ]
