@@ -202,3 +202,25 @@ def test_explain_maps_of_attention_networks(demo_data, backbone, attention):
         assert images["spearman"].between(-1, 1).all()
     assert shares["area_share"].between(0.05, 0.6).all()  # every demo image has its lesion mask
     assert shares.dropna()["share"].between(0, 1).all()
+
+
+@pytest.mark.parametrize("bundle, dataset, feature", [("isic_attention_classification", "isic2019", "artefact"),
+                                                      ("camelyon17_attention_classification", "camelyon17", "center")])
+def test_the_bundles_switch_the_handler_on_by_their_feature_usage_key(demo_data, bundle, dataset, feature):
+    from monai.bundle import ConfigParser
+
+    from medattn_monai.engine import bundle_configs
+    from medattn_monai.explain import FeatureUsageHandler
+
+    parser = ConfigParser()
+    parser.read_config(bundle_configs(bundle, "train.json"))
+    parser["dataset_dir"] = str(demo_data.root / dataset)
+    parser["datalist"] = str(demo_data.root / f"{dataset}_datalist.json")
+    parser["progress"] = False
+    assert parser.get_parsed_content("validate#handlers") == []  # off by default
+    parser["feature_usage"] = {"features": [feature], "every": 2, "kinds": {feature: "categorical"}}
+    (handler,) = parser.get_parsed_content("validate#handlers")
+    assert isinstance(handler, FeatureUsageHandler) and handler.every == 2 and handler.n_permutations == 1000
+    assert handler.kinds == {feature: "categorical"} and len(handler.labels) == len(parser.get_parsed_content(
+        "validate#dataset"))
+    assert parser.get_parsed_content("run_settings")["feature_usage"]["features"] == [feature]  # kept on resume
