@@ -233,8 +233,10 @@ _HOSPITAL_STAINS = {
     0: (1.0, 1.0, 0.0),
     3: (0.9, 1.12, 10.0),
     4: (1.12, 0.9, -10.0),
-    1: (1.7, 1.5, -40.0),
-    2: (0.5, 0.55, 40.0),
+    # strong enough that the drop from the ID test split to these hospitals does not depend on numerical details
+    # (thread count, seed): over seeds 0-1 x 1-2 threads, test_ood_bacc <= 0.6 against test_bacc >= 0.97
+    1: (2.2, 2.0, -60.0),
+    2: (0.35, 0.4, 60.0),
 }
 
 
