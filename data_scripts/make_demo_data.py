@@ -1,6 +1,8 @@
 """Write the synthetic demo datasets (same as ``medattn demo-data``).
 
-Usage: python data_scripts/make_demo_data.py [--out_dir demo_data] [--seed 0] [--shuffle_labels] [--artefact_class NV]
+Usage: python data_scripts/make_demo_data.py [--out_dir demo_data] [--seed 0] [--datasets isic2019,camelyon17,derm7pt]
+       [--shuffle_labels] [--artefact_class NV] [--artefact_rate 0.9] [--artefact_noise_rate 0.05]
+       [--artefact_eval_rate 0.3]
 """
 
 import sys

@@ -81,6 +81,39 @@ def trained_run(demo_data, tmp_path_factory) -> SimpleNamespace:
                            overrides=overrides)
 
 
+def workflow_property_problems(configs_dir: Path, workflow_type: str, configs: list[str], overrides: dict) -> list:
+    """Model-Zoo-style ``ConfigWorkflow(...).check_properties()`` of a bundle's config files (an empty list: none).
+
+    The multi-GPU overlay is checked without a process group (its ``initialize`` would start one).
+    """
+    from monai.bundle import ConfigWorkflow
+
+    overrides = dict(overrides)
+    if "multi_gpu_train.json" in configs:
+        pytest.importorskip("torch.distributed")
+        overrides["initialize"] = ["$medattn_monai.engine.seed_everything(@seed)"]
+        overrides["network"] = "$@network_def"
+    workflow = ConfigWorkflow(config_file=[str(configs_dir / c) for c in configs],
+                              meta_file=str(configs_dir / "metadata.json"), workflow_type=workflow_type, **overrides)
+    workflow.initialize()
+    return workflow.check_properties()
+
+
+@pytest.fixture(scope="session")
+def attention_run(demo_data, tmp_path_factory) -> SimpleNamespace:
+    """One 1-epoch ResNet18 + local self-attention (``la``) training on the demo data, evaluated on its test split:
+    the cheapest run whose network is not a plain MONAI one."""
+    from medattn_monai.engine import evaluate, train
+    from medattn_monai.handlers import read_run_info
+
+    work = tmp_path_factory.mktemp("trained_la")
+    overrides = train_overrides(demo_data, work, attention="la", epochs=1)
+    run_dir = train(**overrides)
+    evaluate(run_dir)
+    return SimpleNamespace(run_dir=Path(run_dir), info=read_run_info(run_dir), tracking_uri=overrides["tracking_uri"],
+                           work=work, overrides=overrides)
+
+
 @pytest.fixture
 def one_thread():
     """One intra-op thread for in-process trainings: the test machine's cores are shared, and oversubscribed

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from monai.bundle import ConfigWorkflow, ckpt_export, verify_metadata, verify_net_in_out
+from monai.bundle import ckpt_export, verify_metadata, verify_net_in_out
 
-from conftest import ISIC_CONFIGS, REPO
+from conftest import ISIC_CONFIGS, REPO, workflow_property_problems
 
 SCHEMA = REPO / "medattn_monai" / "schemas" / "meta_schema_20240725.json"
 META = ISIC_CONFIGS / "metadata.json"
@@ -30,14 +30,7 @@ def test_workflow_properties(workflow_type, configs, trained_run, demo_data, tmp
     overrides = dict(trained_run.overrides, output_root=str(tmp_path / "runs"))
     if workflow_type == "infer":
         overrides["run_dir"] = str(trained_run.run_dir)
-    if "multi_gpu_train.json" in configs:
-        pytest.importorskip("torch.distributed")
-        overrides["initialize"] = ["$medattn_monai.engine.seed_everything(@seed)"]  # no process group in a test
-        overrides["network"] = "$@network_def"
-    workflow = ConfigWorkflow(config_file=[str(ISIC_CONFIGS / c) for c in configs], meta_file=str(META),
-                              workflow_type=workflow_type, **overrides)
-    workflow.initialize()
-    assert workflow.check_properties() == []
+    assert workflow_property_problems(ISIC_CONFIGS, workflow_type, configs, overrides) == []
 
 
 def test_exported_network_reproduces_eager_logits(trained_run, tmp_path):

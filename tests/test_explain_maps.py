@@ -14,8 +14,10 @@ from monai.visualize.class_activation_maps import default_normalizer
 
 from medattn_monai.errors import ConfigError
 from medattn_monai.explain import (
+    attention_map,
     attention_rollout,
     grad_cam,
+    has_attention_map,
     map_rank_correlation,
     mask_share,
     mask_share_by_class,
@@ -23,7 +25,10 @@ from medattn_monai.explain import (
     normalize_maps,
     render_contact_sheet,
     render_explanation,
+    upsample_maps,
 )
+from medattn_monai.networks import build_network, collect_attention
+from medattn_monai.networks.blocks.attention_ops import neighbour_offsets
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -107,11 +112,11 @@ def _tiny_vit(classification: bool) -> ViT:
                num_heads=4, spatial_dims=2, classification=classification, save_attn=True)
 
 
-def _numpy_rollout(vit: ViT) -> np.ndarray:
+def _numpy_rollout(weights) -> np.ndarray:
     """Abnar & Zuidema by hand: mean over heads, + I, rows renormalised, product from the first layer on."""
     result = None
-    for block in vit.blocks:
-        att = block.attn.att_mat.numpy().astype(np.float64).mean(axis=1)
+    for w in weights:
+        att = w.numpy().astype(np.float64).mean(axis=1)
         att = att + np.eye(att.shape[-1])
         att = att / att.sum(axis=-1, keepdims=True)
         result = att if result is None else np.einsum("bij,bjk->bik", att, result)
@@ -119,19 +124,26 @@ def _numpy_rollout(vit: ViT) -> np.ndarray:
 
 
 @pytest.mark.parametrize("classification", [False, True])
-def test_attention_rollout_equals_a_numpy_rollout_of_the_stored_attention(classification):
+def test_attention_rollout_equals_a_numpy_rollout_of_the_returned_attention(classification):
     vit = _tiny_vit(classification)
     x = torch.randn(2, 1, 32, 48, generator=torch.Generator().manual_seed(3))
-    grid = attention_rollout(vit, x, upsample=False, normalize=False)  # runs the forward pass, stores att_mat
-    reference = _numpy_rollout(vit)
+    weights = list(collect_attention(vit, x).values())  # the blocks' weights, first block first
+    assert len(weights) == 3
+    reference = _numpy_rollout(weights)
     np.testing.assert_allclose(reference.sum(axis=-1), 1.0, atol=1e-6)  # rows well-formed
     # no class token: the 4 x 6 patch tokens; mean over query rows. With one: token 0's row over tokens 1..24
     scores = reference[:, 0, 1:] if classification else reference.mean(axis=1)
+    assert np.all(scores > 0)
+    scores = scores / scores.sum(axis=1, keepdims=True)  # a distribution over the patches
+    grid = attention_rollout(vit, x)
     assert grid.shape == (2, 4, 6)
     np.testing.assert_allclose(grid.numpy(), scores.reshape(2, 4, 6), atol=1e-6)
-    assert np.all(scores > 0)
-    maps = attention_rollout(vit, x)
+    # as an explanation map: relative to uniform on the patch grid, upsampled, then min-max normalised
+    relative = attention_map(vit, x, upsample=False, normalize=False)
+    np.testing.assert_allclose(relative.numpy(), 24 * scores.reshape(2, 4, 6), atol=1e-5)
+    maps = attention_map(vit, x)
     assert maps.shape == (2, 32, 48)
+    torch.testing.assert_close(maps, normalize_maps(upsample_maps(relative, (32, 48))))
     assert torch.allclose(maps.amax(dim=(1, 2)), torch.ones(2)) and torch.all(maps.amin(dim=(1, 2)) == 0)
 
 
@@ -149,12 +161,69 @@ def test_attention_rollout_works_through_a_wrapper_and_restores_the_flags():
             return self.head(self.inner(x)[0].mean(dim=1))
 
     model = Logits(vit)
-    maps = attention_rollout(model, torch.randn(1, 1, 32, 32), upsample=False)
+    maps = attention_rollout(model, torch.randn(1, 1, 32, 32))
     assert maps.shape == (1, 4, 4)
     assert all(not block.attn.save_attn for block in vit.blocks)
     assert model.training
     with pytest.raises(ValueError, match="no monai.networks.nets.ViT"):
         attention_rollout(torch.nn.Conv2d(1, 1, 1), torch.randn(1, 1, 8, 8))
+
+
+# ----------------------------------------------------------------------------- attention maps of the networks
+
+
+def _received_by_hand(weights: torch.Tensor, local: bool) -> torch.Tensor:
+    """docs/networks.md's layouts, aggregated with loops: the attention each position receives, mean over heads
+    and queries; a local weight goes to the neighbour at ``neighbour_offsets(k)[n]`` from its query."""
+    mean = weights.double().mean(dim=1)  # B x HW x keys
+    b, hw, keys = mean.shape
+    side = int(round(hw**0.5))
+    if not local:
+        return mean.mean(dim=1).reshape(b, side, side)
+    received = torch.zeros(b, side, side, dtype=torch.float64)
+    offsets = neighbour_offsets(int(round(keys**0.5))).tolist()
+    for q in range(hw):
+        y, x = divmod(q, side)
+        for n, (dy, dx) in enumerate(offsets):
+            if 0 <= y + dy < side and 0 <= x + dx < side:
+                received[:, y + dy, x + dx] += mean[:, q, n]
+            else:
+                assert torch.all(mean[:, q, n] == 0)  # neighbours outside the map are masked out
+    return received / hw
+
+
+@pytest.mark.parametrize("attention", ["ga", "la", "ela"])
+def test_attention_map_is_the_returned_attention_weights_aggregated_as_documented(attention):
+    torch.manual_seed(0)
+    # window 3 on the 4 x 4 (layer3) and 2 x 2 (layer4) maps of a 64-pixel input: neighbours fall off the edges
+    net = build_network("resnet18", attention, num_classes=3, image_size=64, window=3).eval()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    weights = collect_attention(net, x)
+    assert len(weights) == (4 if attention == "ela" else 2)  # ela: every block of layer3 and layer4
+    relative = {}
+    for name, w in weights.items():
+        by_hand = _received_by_hand(w, local=attention != "ga")
+        torch.testing.assert_close(by_hand.sum(dim=(1, 2)), torch.ones(2, dtype=torch.float64))
+        relative[name] = by_hand * by_hand[0].numel()  # 1 = what uniform attention would give
+        got = attention_map(net, x, layer=name, upsample=False, normalize=False)
+        torch.testing.assert_close(got.double(), relative[name], atol=1e-6, rtol=1e-5)
+    combined = torch.stack([upsample_maps(m.float(), (64, 64)) for m in relative.values()]).mean(dim=0)
+    torch.testing.assert_close(attention_map(net, x, normalize=False), combined, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(attention_map(net, x), normalize_maps(combined), atol=1e-5, rtol=1e-5)
+    assert not net.training
+
+
+def test_attention_map_needs_spatial_attention():
+    for attention in ("none", "se"):  # se weighs channels, not positions
+        net = build_network("resnet18", attention, num_classes=2, image_size=64)
+        assert not has_attention_map(net)
+        with pytest.raises(ValueError, match="no spatial attention"):
+            attention_map(net, torch.randn(1, 3, 64, 64))
+    net = build_network("resnet18", "la", num_classes=2, image_size=64)
+    with pytest.raises(ConfigError, match="layer4.attn"):
+        attention_map(net, torch.randn(1, 3, 64, 64), layer="layer9")
+    with pytest.raises(ValueError, match="upsample"):
+        attention_map(net, torch.randn(1, 3, 64, 64), upsample=False)
 
 
 # -------------------------------------------------------------------------------------------------- map checks
@@ -190,6 +259,11 @@ def test_mask_share_per_class_table(tmp_path):
     pd.testing.assert_frame_equal(table, expected, check_dtype=False)
     table.to_csv(tmp_path / "share.csv", index=False)
     assert pd.read_csv(tmp_path / "share.csv").shape == (2, 6)
+    # over all classes: the three images with a mask, (0.75 + 0.25 + 0.5) / 3 over (0.25 + 0.25 + 0.5) / 3
+    overall = mask_share_by_class(frame, class_names=["MEL", "NV"], overall=True)
+    assert overall["class"].tolist() == ["MEL", "NV", "all"] and overall["label"].tolist() == [0, 1, -1]
+    np.testing.assert_allclose(overall.iloc[2][["n", "mean_share", "mean_area_share", "ratio"]].astype(float),
+                               [3, 0.5, 1 / 3, 1.5])
 
 
 def test_map_rank_correlation_by_hand():
@@ -229,3 +303,9 @@ def test_render_one_png_per_image_and_a_contact_sheet(tmp_path):
     assert width > 0 and height > 0
     with pytest.raises(ValueError):
         render_contact_sheet(tmp_path / "none.png", images[:0], cams[:0])
+    # a ViT has no Grad-CAM: image | rollout only
+    vit_one = render_explanation(tmp_path / "vit.png", images[0], None, attention=attns[0], attention_title="rollout")
+    assert _png_size(vit_one)[0] < width3
+    render_contact_sheet(tmp_path / "vit_sheet.png", images, None, attentions=attns, attention_title="rollout")
+    with pytest.raises(ValueError, match="nothing to draw"):
+        render_explanation(tmp_path / "empty.png", images[0], None)

@@ -13,12 +13,17 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from .io import write_json_atomic
+from .splits import subsample_indices
 
 __all__ = ["SPLITS", "load_datalist", "save_datalist", "split_hash", "split_items"]
 
 SPLITS = ("training", "validation", "test", "val_ood", "test_ood")
+
+
+def _split_stream(split: str) -> int:
+    return SPLITS.index(split) if split in SPLITS else len(SPLITS)
 
 
 def split_hash(datalist: Mapping[str, Any]) -> str:
@@ -78,11 +83,20 @@ def load_datalist(path: str | Path) -> dict[str, Any]:
     return datalist
 
 
-def split_items(datalist: Mapping[str, Any], split: str, dataset_dir: str | Path | None = None) -> list[dict]:
+def split_items(datalist: Mapping[str, Any], split: str, dataset_dir: str | Path | None = None,
+                max_samples: int | None = None, subsample_seed: int = 0) -> list[dict]:
     """The items of one split with ``image`` made absolute against ``dataset_dir`` (checked to exist).
 
     Each item also gets ``index``, its position in the split, and ``image_id``, the image as the datalist names it
     (predictions refer back to both).
+
+    Args:
+        datalist: a datalist from :func:`load_datalist`.
+        split: one of :data:`SPLITS`.
+        dataset_dir: folder the image paths are relative to (None: leave them as they are).
+        max_samples: keep a seeded random subset of at most this many items (None: all), e.g. for CPU runs on
+            Camelyon17; ``index`` stays the position in the full split.
+        subsample_seed: seed of that subset (each split draws its own, so capping one never changes another).
     """
     where = datalist.get("_path", "datalist")
     if split not in datalist:
@@ -96,8 +110,13 @@ def split_items(datalist: Mapping[str, Any], split: str, dataset_dir: str | Path
         root = Path(dataset_dir)
         if not root.is_dir():
             raise DataError(f"dataset_dir not found: {root}")
+    try:
+        keep = subsample_indices(len(items), max_samples, subsample_seed, stream=_split_stream(split))
+    except ValueError as e:
+        raise ConfigError(f"max_samples_per_split: {e}") from None
     out = []
-    for i, item in enumerate(items):
+    for i in keep.tolist():
+        item = items[i]
         image = Path(item["image"])
         if root is not None and not image.is_absolute():
             image = root / image

@@ -5,7 +5,8 @@
 - ``"auto"`` (default): ``"ram"`` when the split's decoded images fit ``cache_budget`` (a fraction of this machine's
   RAM), else ``"stream"``.
 - ``"ram"``: decode every image once (threads, with a progress bar) into one contiguous ``uint8`` tensor; a batch is
-  then a single indexing operation (no loader workers needed).
+  then a single indexing operation (no loader workers needed). Decoding starts in the background when the dataset
+  is built, so it overlaps the rest of the set-up (network, tracking) instead of delaying the first epoch.
 - ``"stream"``: decode per item in loader workers; resident memory stays flat however large the split.
 - ``"persistent"``: MONAI's ``PersistentDataset`` (decoded items cached on disk under ``cache_dir``).
 - ``"monai"``: MONAI's ``CacheDataset`` (per-item cache in RAM, filled at construction).
@@ -17,7 +18,7 @@ in ``data`` (predictions refer back to it).
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from typing import Any, Callable, Sequence
 
 import torch
@@ -67,11 +68,13 @@ class ImageClassificationDataset(torch.utils.data.Dataset):
         check_files: verify at construction that every image exists (fast; the error names the first missing one).
         progress: show a progress bar while filling the RAM cache.
         name: split name used in messages.
+        prefetch: start filling the RAM cache in background threads at construction (errors surface at the first
+            batch, naming the image).
     """
 
     def __init__(self, data: Sequence[dict], transform: Callable, image_shape: Sequence[int], cache: str = "auto",
                  cache_budget: float = 0.25, cache_dir: str | None = None, num_threads: int | None = None,
-                 check_files: bool = True, progress: bool = True, name: str = "data") -> None:
+                 check_files: bool = True, progress: bool = True, name: str = "data", prefetch: bool = True) -> None:
         if cache not in CACHE_MODES:
             raise DataError(f"cache={cache!r} is not one of {CACHE_MODES}")
         if not data:
@@ -89,6 +92,7 @@ class ImageClassificationDataset(torch.utils.data.Dataset):
             cache = "ram" if self.bytes_needed <= cache_budget * total_memory_bytes() else "stream"
         self.cache = cache
         self._images: torch.Tensor | None = None
+        self._filling: tuple | None = None
         self.labels = torch.tensor([int(item.get("label", -1)) for item in self.data], dtype=torch.long)
         self.indices = torch.tensor([int(item["index"]) for item in self.data], dtype=torch.long)
         if cache == "persistent":
@@ -99,6 +103,8 @@ class ImageClassificationDataset(torch.utils.data.Dataset):
             self._items = CacheDataset(self.data, transform, num_workers=self.num_threads, progress=progress)
         else:
             self._items = MonaiDataset(self.data, transform)
+        if cache == "ram" and prefetch:
+            self._start_fill()
 
     def _check_files(self) -> None:
         missing = [item["image"] for item in self.data if not os.path.isfile(item["image"])]
@@ -124,21 +130,53 @@ class ImageClassificationDataset(torch.utils.data.Dataset):
             )
         return image
 
+    def _start_fill(self) -> None:
+        images = torch.empty((len(self.data), *self.image_shape), dtype=torch.uint8)
+        pending = iter(range(len(self.data)))
+        lock = threading.Lock()
+        errors: list[BaseException] = []
+        bar = tqdm(total=len(self.data), desc=f"caching {self.name}", disable=not self.progress, leave=False,
+                   mininterval=1.0)
+
+        def work() -> None:
+            while not errors:
+                with lock:
+                    i = next(pending, None)
+                if i is None:
+                    return
+                try:
+                    images[i] = self._decode(i)
+                except BaseException as e:  # noqa: BLE001 - re-raised by fill_cache in the caller's thread
+                    errors.append(e)
+                    return
+                bar.update(1)
+
+        # daemon threads: a program that stops early does not wait for a cache it will not use
+        threads = [threading.Thread(target=work, name=f"decode-{self.name}-{k}", daemon=True)
+                   for k in range(self.num_threads)]
+        for t in threads:
+            t.start()
+        self._filling = (images, threads, errors, bar)
+
     def fill_cache(self) -> None:
-        """Decode every image into the RAM cache (done on first access; call early to time it separately)."""
+        """Wait for the RAM cache (decoding it now if it was not started); re-raises a decoding error."""
         if self.cache != "ram" or self._images is not None:
             return
-        images = torch.empty((len(self.data), *self.image_shape), dtype=torch.uint8)
-
-        def work(i: int) -> None:
-            images[i] = self._decode(i)
-
-        with ThreadPoolExecutor(self.num_threads) as pool:
-            jobs = pool.map(work, range(len(self.data)))
-            for _ in tqdm(jobs, total=len(self.data), desc=f"caching {self.name}", disable=not self.progress,
-                          leave=False, mininterval=1.0):
-                pass
+        if self._filling is None:
+            self._start_fill()
+        images, threads, errors, bar = self._filling
+        for t in threads:
+            t.join()
+        bar.close()
+        self._filling = None
+        if errors:
+            raise errors[0]
         self._images = images
+
+    def __getstate__(self) -> dict:
+        # loader workers started with "spawn" get the filled cache, not the threads filling it
+        self.fill_cache()
+        return self.__dict__.copy()
 
     def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         idx = torch.as_tensor(indices, dtype=torch.long)

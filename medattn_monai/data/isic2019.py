@@ -21,6 +21,7 @@ from ..errors import DataError
 from .datalist import save_datalist
 from .io import read_csv_checked
 from .splits import stratified_group_split
+from .table_checks import require_files, require_unique
 
 __all__ = ["ISIC_CLASSES", "GROUND_TRUTH_CSV", "METADATA_CSV", "IMAGE_DIR", "prepare_isic2019"]
 
@@ -85,9 +86,7 @@ def prepare_isic2019(
     gt_path, meta_path = root / GROUND_TRUTH_CSV, root / METADATA_CSV
     gt = read_csv_checked(gt_path, ("image", *ISIC_CLASSES), "ISIC ground-truth CSV")
     meta = read_csv_checked(meta_path, ("image", *METADATA_FIELDS), "ISIC metadata CSV", dtype={"lesion_id": str})
-    dup = gt["image"].duplicated()
-    if dup.any():
-        raise DataError(f"{gt_path}: image {gt['image'][dup].iloc[0]!r} appears more than once")
+    require_unique(gt, "image", gt_path)
     labels = _labels(gt, gt_path)
 
     df = gt[["image"]].assign(label=labels).merge(meta[["image", *METADATA_FIELDS]], on="image", how="left")
@@ -103,9 +102,7 @@ def prepare_isic2019(
 
     df["image"] = [f"{IMAGE_DIR}/{name}.jpg" for name in df["image"]]
     if check_files:
-        missing = [p for p in df["image"] if not (root / p).is_file()]
-        if missing:
-            raise DataError(f"{len(missing)} image file(s) missing under {root}, e.g. {missing[0]}")
+        require_files(root, df["image"].tolist())
 
     lesion = df["lesion_id"].astype(object)
     blank = lesion.isna() | (lesion.astype(str).str.strip() == "")

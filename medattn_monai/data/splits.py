@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["stratified_group_split"]
+__all__ = ["stratified_group_split", "subsample_indices"]
 
 
 def stratified_group_split(
@@ -56,3 +56,17 @@ def stratified_group_split(
             assignment[g] = s
             filled[s] += sizes[g]
     return assignment[inverse]
+
+
+def subsample_indices(n: int, max_samples: int | None, seed: int = 0, stream: int = 0) -> np.ndarray:
+    """Sorted indices of a seeded random subset of ``range(n)`` of size ``min(n, max_samples)`` (all if None).
+
+    ``stream`` separates the draws of different splits, so capping one split never changes another's subset.
+    """
+    if max_samples is not None and (isinstance(max_samples, bool) or int(max_samples) != max_samples
+                                    or max_samples < 1):
+        raise ValueError(f"max_samples must be a positive integer or None, got {max_samples!r}")
+    if max_samples is None or max_samples >= n:
+        return np.arange(n)
+    rng = np.random.default_rng([int(seed), int(stream)])
+    return np.sort(rng.choice(n, size=int(max_samples), replace=False))

@@ -32,13 +32,18 @@ def latest_run_dir(output_root: str) -> str:
 
 def split_loaders(datalist: Mapping[str, Any], splits: Sequence[str], dataset_dir: str, transform: Any,
                   image_size: int, batch_size: int, cache: str = "auto", num_workers: int | str = "auto",
-                  progress: bool = True) -> dict[str, Any]:
-    """One evaluation loader per split (no shuffling, no padding across ranks)."""
+                  progress: bool = True, max_samples: int | None = None) -> dict[str, Any]:
+    """One evaluation loader per split (no shuffling, no padding across ranks).
+
+    ``max_samples`` evaluates a seeded random subset of at most that many items per split (the training's
+    ``max_samples_per_split``: see :func:`~medattn_monai.data.split_items`).
+    """
     if not splits:
         raise ConfigError("eval_splits is empty")
     loaders = {}
     for split in splits:
-        dataset = ImageClassificationDataset(split_items(datalist, split, dataset_dir), transform,
+        items = split_items(datalist, split, dataset_dir, max_samples=max_samples)
+        dataset = ImageClassificationDataset(items, transform,
                                              (3, image_size, image_size), cache=cache, progress=progress, name=split)
         loaders[split] = make_dataloader(dataset, batch_size, shuffle=False, num_workers=num_workers)
     return loaders

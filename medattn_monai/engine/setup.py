@@ -77,7 +77,9 @@ def make_optimizer(network: torch.nn.Module, learning_rate: float, weight_decay:
             continue
         (no_decay if p.ndim <= 1 or name in exempt else decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=learning_rate)
+    # on CUDA the fused kernel updates every parameter in one launch; on CPU the default measured as fast as foreach
+    on_cuda = any(p.is_cuda for p in decay + no_decay)
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=learning_rate, **({"fused": True} if on_cuda else {}))
 
 
 def make_loss(num_classes: int, label_smoothing: float = 0.0, class_weights: str | Sequence[float] | None = None,

@@ -73,7 +73,8 @@ def mask_share_frame(attributions, masks, labels, *, image_ids: Sequence[str] | 
     return pd.DataFrame({"image": ids, "label": labels, "share": share, "area_share": area})
 
 
-def mask_share_by_class(frame: pd.DataFrame, class_names: Sequence[str] | None = None) -> pd.DataFrame:
+def mask_share_by_class(frame: pd.DataFrame, class_names: Sequence[str] | None = None, *,
+                        overall: bool = False) -> pd.DataFrame:
     """Mean attribution share inside the mask per true class, from :func:`mask_share_frame`'s table.
 
     Images with an empty mask or a map that sums to 0 are left out of the means.
@@ -81,6 +82,7 @@ def mask_share_by_class(frame: pd.DataFrame, class_names: Sequence[str] | None =
     Args:
         frame: per-image table with columns ``label, share, area_share``.
         class_names: optional names indexed by label.
+        overall: append a row over all classes together (``label`` -1, ``class`` ``"all"``).
 
     Returns:
         One row per class with columns ``label, class, n, mean_share, mean_area_share, ratio`` where ``ratio`` is
@@ -88,11 +90,13 @@ def mask_share_by_class(frame: pd.DataFrame, class_names: Sequence[str] | None =
         explains). Ready for ``to_csv``.
     """
     usable = frame[(frame["area_share"] > 0) & frame["share"].notna()]
-    grouped = usable.groupby("label", sort=True).agg(
-        n=("share", "size"), mean_share=("share", "mean"), mean_area_share=("area_share", "mean")
-    )
-    table = grouped.reset_index()
+    means = {"n": ("share", "size"), "mean_share": ("share", "mean"), "mean_area_share": ("area_share", "mean")}
+    table = usable.groupby("label", sort=True).agg(**means).reset_index()
     table.insert(1, "class", [class_names[int(k)] if class_names is not None else str(k) for k in table["label"]])
+    if overall:
+        row = usable.assign(label=-1).groupby("label").agg(**means).reset_index()
+        row.insert(1, "class", "all")
+        table = pd.concat([table, row], ignore_index=True) if len(table) else row
     table["ratio"] = table["mean_share"] / table["mean_area_share"]
     return table
 

@@ -55,10 +55,10 @@ def _title(pred, label, class_names) -> str:
     return f"pred {_name(pred, class_names)} | true {_name(label, class_names)}"
 
 
-def _panels(axes, image, gradcam, attention, titles: bool) -> None:
+def _panels(axes, image, gradcam, attention, titles: bool, attention_title: str = "attention") -> None:
     img = _display_image(image)
     cmap = "gray" if img.ndim == 2 else None
-    maps = [("image", None), ("Grad-CAM", gradcam)] + ([("attention", attention)] if attention is not None else [])
+    maps = [("image", None)] + [(t, m) for t, m in (("Grad-CAM", gradcam), (attention_title, attention)) if m is not None]
     for ax, (label, overlay) in zip(axes, maps):
         ax.imshow(img, cmap=cmap)
         if overlay is not None:
@@ -77,29 +77,33 @@ def render_explanation(
     pred: int | None = None,
     label: int | None = None,
     class_names: Sequence[str] | None = None,
+    attention_title: str = "attention",
     dpi: int = 100,
 ) -> Path:
-    """Write one PNG: image | Grad-CAM overlay | attention overlay (if given), predicted and true class above.
+    """Write one PNG: image | Grad-CAM overlay | attention overlay (each if given), predicted and true class above.
 
     Args:
         path: output PNG path (parent folders are created).
         image: the input image, C x H x W (C = 1 or 3), H x W x C or H x W; scaled to [0, 1] for display.
-        gradcam: H x W map in [0, 1].
+        gradcam: H x W map in [0, 1], or None (a ViT has no convolutional stage for Grad-CAM).
         attention: optional H x W attention map in [0, 1].
         pred: predicted class index.
         label: true class index.
         class_names: names indexed by class.
+        attention_title: title of the attention panel (e.g. ``"attention rollout"`` for a ViT).
         dpi: resolution.
 
     Returns:
         The written path.
     """
+    if gradcam is None and attention is None:
+        raise ValueError("nothing to draw: gradcam and attention are both None")
     figure_cls, canvas_cls = _figure_module()
-    n = 3 if attention is not None else 2
+    n = 1 + (gradcam is not None) + (attention is not None)
     fig = figure_cls(figsize=(3 * n, 3.4))
     canvas_cls(fig)
     axes = fig.subplots(1, n)
-    _panels(axes, image, gradcam, attention, titles=True)
+    _panels(axes, image, gradcam, attention, titles=True, attention_title=attention_title)
     fig.suptitle(_title(pred, label, class_names), fontsize=10)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,6 +120,7 @@ def render_contact_sheet(
     preds: Sequence[int] | None = None,
     labels: Sequence[int] | None = None,
     class_names: Sequence[str] | None = None,
+    attention_title: str = "attention",
     per_row: int = 4,
     max_images: int = 64,
     dpi: int = 80,
@@ -125,11 +130,12 @@ def render_contact_sheet(
     Args:
         path: output PNG path (parent folders are created).
         images: B images (see :func:`render_explanation`).
-        gradcams: B x H x W maps in [0, 1].
+        gradcams: B x H x W maps in [0, 1], or None (no Grad-CAM panels).
         attentions: optional B x H x W attention maps.
         preds: optional B predicted class indices.
         labels: optional B true class indices.
         class_names: names indexed by class.
+        attention_title: what the attention panels show (the sheet's title names the panels).
         per_row: images per row of the sheet.
         max_images: at most this many images (the first ones) are drawn.
         dpi: resolution.
@@ -142,10 +148,12 @@ def render_contact_sheet(
     n_images = min(len(images), max_images)
     if n_images == 0:
         raise ValueError("no images to draw")
-    if len(gradcams) < n_images or (attentions is not None and len(attentions) < n_images):
+    if gradcams is None and attentions is None:
+        raise ValueError("nothing to draw: gradcams and attentions are both None")
+    if any(maps is not None and len(maps) < n_images for maps in (gradcams, attentions)):
         raise ValueError("images, gradcams and attentions must have the same length")
     figure_cls, canvas_cls = _figure_module()
-    panels = 3 if attentions is not None else 2
+    panels = 1 + (gradcams is not None) + (attentions is not None)
     cols = min(per_row, n_images)
     rows = -(-n_images // cols)
     fig = figure_cls(figsize=(1.8 * panels * cols, 2.0 * rows))
@@ -156,10 +164,13 @@ def render_contact_sheet(
     for i in range(n_images):
         r, c = divmod(i, cols)
         group = axes[r, c * panels:(c + 1) * panels]
-        _panels(group, images[i], gradcams[i], attentions[i] if attentions is not None else None, titles=False)
+        _panels(group, images[i], gradcams[i] if gradcams is not None else None,
+                attentions[i] if attentions is not None else None, titles=False)
         pred = preds[i] if preds is not None else None
         label = labels[i] if labels is not None else None
         group[0].set_title(_title(pred, label, class_names), fontsize=7, loc="left")
+    names = ["image"] + ["Grad-CAM"] * (gradcams is not None) + [attention_title] * (attentions is not None)
+    fig.suptitle(" | ".join(names), fontsize=9)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight")

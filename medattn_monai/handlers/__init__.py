@@ -14,11 +14,11 @@ from .checkpoint import (
 )
 from .epoch_seed import EpochSeeder
 from .mlflow_tracker import MLflowTracker, detach_foreign_mlflow_handlers
-from .predictions import PredictionWriter, classification_metrics
+from .predictions import EvaluatorOutputs, PredictionWriter, classification_metrics
 from .progress import EpochSummary, TrainingProgressBar
 
 __all__ = [
-    "BEST_MODEL", "LAST_CHECKPOINT", "RUN_INFO", "EpochSeeder", "EpochSummary", "MLflowTracker", "RunCheckpointer", "RunHistory",
+    "BEST_MODEL", "LAST_CHECKPOINT", "RUN_INFO", "EpochSeeder", "EvaluatorOutputs", "EpochSummary", "MLflowTracker", "RunCheckpointer", "RunHistory",
     "PredictionWriter", "TrainingProgressBar", "classification_metrics", "detach_foreign_mlflow_handlers",
     "read_run_info", "unwrap_model", "update_run_info",
 ]

@@ -1,8 +1,8 @@
 """The run folder: ``run.json`` (what the run is), and checkpoints every epoch: ``checkpoint_last.pt`` (full
 state) and ``model.pt`` (best weights by the key metric).
 
-Both files are plain ``state_dict``s, written atomically (a SIGKILL mid-write leaves the previous file intact), and
-load with ``torch.load(..., weights_only=True)``. The run's :class:`RunHistory` (per-epoch metrics, best value) is
+Both files are plain ``state_dict``s, written atomically (a SIGKILL mid-write leaves the previous file intact) by a
+background thread from a copy of the state, so training goes on while they are written, and load with ``torch.load(..., weights_only=True)``. The run's :class:`RunHistory` (per-epoch metrics, best value) is
 saved in ``checkpoint_last.pt`` under ``"run"``, so a resumed run knows its past.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -64,6 +65,17 @@ def _atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def _snapshot(obj: Any) -> Any:
+    """A copy of a (nested) state dict whose tensors no longer change with training (on the CPU)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return type(obj)((k, _snapshot(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_snapshot(v) for v in obj)
+    return obj
 
 
 def _is_rank0() -> bool:
@@ -142,6 +154,8 @@ class RunCheckpointer:
         self.run_info = dict(run_info or {})
         self.resume = resume
         self.trainer: Engine | None = None
+        self._writer: threading.Thread | None = None
+        self._write_error: BaseException | None = None
 
     @property
     def last_path(self) -> Path:
@@ -157,6 +171,31 @@ class RunCheckpointer:
         if self.resume_path:
             engine.add_event_handler(Events.STARTED, self.restore)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
+        engine.add_event_handler(Events.COMPLETED, self.wait)
+
+    def wait(self, engine: Engine | None = None) -> None:
+        """Block until the last checkpoint is on disk; re-raises a write error."""
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        if self._write_error is not None:
+            error, self._write_error = self._write_error, None
+            raise error
+
+    def _write(self, files: list[tuple[Any, Path]]) -> None:
+        """Write ``(state, path)`` pairs in a background thread (one write at a time, in order)."""
+        self.wait()
+
+        def run() -> None:
+            try:
+                for obj, path in files:
+                    _atomic_save(obj, path)
+            except BaseException as e:  # noqa: BLE001 - raised in the training thread by wait()
+                self._write_error = e
+
+        # not a daemon: the interpreter finishes the write before it exits
+        self._writer = threading.Thread(target=run, name="checkpoint-writer")
+        self._writer.start()
 
     def write_run_info(self, engine: Engine) -> None:
         if self.resume:
@@ -172,6 +211,7 @@ class RunCheckpointer:
 
     def restore(self, engine: Engine) -> None:
         """Load ``resume_path`` into the network, optimizer, scheduler, engine state and history."""
+        self.wait()
         ckpt = torch.load(self.resume_path, map_location="cpu", weights_only=True)
         unwrap_model(self.network).load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -197,19 +237,15 @@ class RunCheckpointer:
         if not _is_rank0():
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        net = unwrap_model(self.network)
-        if improved:
-            _atomic_save(net.state_dict(), self.best_path)
-        state = {
-            "model": net.state_dict(),
+        state = _snapshot({
+            "model": unwrap_model(self.network).state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "trainer": engine.state_dict(),
+            "trainer": dict(engine.state_dict()),
             "run": self.history.state_dict(),
-        }
-        if self.lr_scheduler is not None:
-            state["lr_scheduler"] = self.lr_scheduler.state_dict()
-        # written last: a checkpoint never claims an epoch whose best model was not saved
-        _atomic_save(state, self.last_path)
+            **({"lr_scheduler": self.lr_scheduler.state_dict()} if self.lr_scheduler is not None else {}),
+        })
+        # the last checkpoint is written last: it never claims an epoch whose best model is not on disk
+        self._write(([(state["model"], self.best_path)] if improved else []) + [(state, self.last_path)])
 
 
 def _is_number(v: Any) -> bool:

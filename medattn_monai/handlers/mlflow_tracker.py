@@ -81,7 +81,6 @@ class MLflowTracker:
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self.started)
-        engine.add_event_handler(Events.COMPLETED, self.completed)
         engine.add_event_handler(Events.EXCEPTION_RAISED, self.exception_raised)
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
@@ -104,9 +103,11 @@ class MLflowTracker:
         log_params_once(self.client, self.run_id, self.params)
         update_run_info(self.output_dir, {"run_id": self.run_id, "run_name": self.run_name,
                                           "experiment_name": self.experiment_name, "tracking_uri": self.tracking_uri})
-        # registered now, not in attach(): this runs after every other epoch handler (validation, checkpoint)
-        if not engine.has_event_handler(self.epoch_completed, Events.EPOCH_COMPLETED):
-            engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
+        # registered now, not in attach(): these run after every other handler of their event (validation,
+        # checkpoint writing), so the metrics and files they record are complete
+        for event, handler in ((Events.EPOCH_COMPLETED, self.epoch_completed), (Events.COMPLETED, self.completed)):
+            if not engine.has_event_handler(handler, event):
+                engine.add_event_handler(event, handler)
 
     def _load_logged_steps(self) -> None:
         keys = {k for metrics in self.history.epochs.values() for k in metrics}
@@ -135,13 +136,14 @@ class MLflowTracker:
     def completed(self, engine: Engine) -> None:
         if self.run_id is None:
             return
-        self.epoch_completed(engine)  # in case the last epoch's handler order left something out
-        summary = {}
         if self.history.best_value is not None:
-            summary[f"best_{self.history.key_metric}"] = float(self.history.best_value)
-            summary["best_epoch"] = float(self.history.best_epoch)
-        for key, value in summary.items():
-            self.client.log_metric(self.run_id, key, value, step=0)
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            self.client.log_batch(self.run_id, metrics=[
+                Metric(f"best_{self.history.key_metric}", float(self.history.best_value), now, 0),
+                Metric("best_epoch", float(self.history.best_epoch), now, 0),
+            ])
         end_run(self.client, self.run_id, "FINISHED", self._artifacts())
         logger.info("MLflow run %s FINISHED (%s)", self.run_name, self.run_id)
 

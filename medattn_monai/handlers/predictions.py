@@ -19,7 +19,7 @@ from ignite.engine import Engine, Events
 
 from ..metrics.balanced_accuracy import balanced_accuracy_from_confusion, per_class_recall
 
-__all__ = ["PredictionWriter", "SPLIT_PREFIX", "classification_metrics", "macro_auc"]
+__all__ = ["EvaluatorOutputs", "PredictionWriter", "SPLIT_PREFIX", "classification_metrics", "macro_auc"]
 
 # metric prefix of each split ("val" is kept for the per-epoch validation series of training)
 SPLIT_PREFIX = {"training": "train", "validation": "validation", "test": "test", "val_ood": "val_ood",
@@ -60,6 +60,44 @@ def _gather(array: np.ndarray) -> np.ndarray:
     return np.concatenate(parts)
 
 
+class EvaluatorOutputs:
+    """Collects an evaluator's class probabilities (softmax of ``pred``), item ``index`` and ``label`` over one run.
+
+    Attach it to the evaluator; after the run, :meth:`gathered` returns them from every rank (under DDP each rank
+    evaluates a disjoint part of the split), in split order. A batch without labels gives label -1.
+    """
+
+    def __init__(self, pred_key: str = "pred") -> None:
+        self.pred_key = pred_key
+        self._probs: list[torch.Tensor] = []
+        self._index: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self.reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
+
+    def reset(self, engine: Engine | None = None) -> None:
+        self._probs, self._index, self._labels = [], [], []
+
+    def collect(self, engine: Engine) -> None:
+        logits = engine.state.output[self.pred_key]
+        self._probs.append(torch.softmax(logits.detach().float(), dim=1).cpu())
+        self._index.append(torch.as_tensor(engine.state.batch["index"]).cpu())
+        self._labels.append(torch.as_tensor(engine.state.batch.get("label", torch.full_like(self._index[-1], -1))))
+
+    def __len__(self) -> int:
+        return sum(len(i) for i in self._index)
+
+    def gathered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(probs N×K, index N, labels N)`` of every rank, sorted by index."""
+        probs = _gather(torch.cat(self._probs).numpy())
+        index = _gather(torch.cat(self._index).numpy())
+        labels = _gather(torch.cat(self._labels).cpu().numpy())
+        order = np.argsort(index, kind="stable")
+        return probs[order], index[order], labels[order]
+
+
 class PredictionWriter:
     """Ignite handler for an evaluator whose batches carry ``label`` and ``index`` (see ``data/dataset.py``).
 
@@ -77,30 +115,14 @@ class PredictionWriter:
         self.write_files = write_files
         self.results: dict[str, dict[str, float]] = {}
         self.files: list[Path] = []
-        self._probs: list[torch.Tensor] = []
-        self._index: list[torch.Tensor] = []
-        self._labels: list[torch.Tensor] = []
+        self.outputs = EvaluatorOutputs()
 
     def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        self.outputs.attach(engine)
         engine.add_event_handler(Events.COMPLETED, self._complete)
 
-    def _reset(self, engine: Engine) -> None:
-        self._probs, self._index, self._labels = [], [], []
-
-    def _collect(self, engine: Engine) -> None:
-        logits = engine.state.output["pred"]
-        self._probs.append(torch.softmax(logits.float(), dim=1).cpu())
-        self._index.append(torch.as_tensor(engine.state.batch["index"]).cpu())
-        self._labels.append(torch.as_tensor(engine.state.batch.get("label", torch.full_like(self._index[-1], -1))))
-
     def _complete(self, engine: Engine) -> None:
-        probs = _gather(torch.cat(self._probs).numpy())
-        index = _gather(torch.cat(self._index).numpy())
-        labels = _gather(torch.cat(self._labels).cpu().numpy())
-        order = np.argsort(index, kind="stable")
-        probs, index, labels = probs[order], index[order], labels[order]
+        probs, index, labels = self.outputs.gathered()
         known = (labels >= 0).all()
         prefix = SPLIT_PREFIX.get(self.split, self.split)
         metrics: dict[str, float] = {}

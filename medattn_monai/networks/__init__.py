@@ -11,9 +11,19 @@ from .attention_maps import (
     attention_rollout,
     collect_attention,
     gradcam_target_layer,
+    rollout_attention_matrices,
 )
 from .export import export_network
-from .factory import BACKBONES, CNN_BACKBONES, VARIANTS, NetworkSpec, build_network, count_parameters, describe_network
+from .factory import (
+    BACKBONES,
+    CNN_BACKBONES,
+    VARIANTS,
+    NetworkSpec,
+    build_network,
+    count_parameters,
+    describe_network,
+    network_recipe,
+)
 
 __all__ = [
     "BACKBONES",
@@ -29,4 +39,6 @@ __all__ = [
     "describe_network",
     "export_network",
     "gradcam_target_layer",
+    "network_recipe",
+    "rollout_attention_matrices",
 ]

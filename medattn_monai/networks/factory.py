@@ -38,6 +38,7 @@ __all__ = [
     "build_network",
     "count_parameters",
     "describe_network",
+    "network_recipe",
     "variants_of",
 ]
 
@@ -179,18 +180,25 @@ def _cnn_kwargs(spec: NetworkSpec) -> dict:
     )
 
 
-def _construct(spec: NetworkSpec, width: float | int | None = None) -> nn.Module:
-    """The module of ``spec``; ``width`` overrides the width knob (used by the size search)."""
+def _recipe(spec: NetworkSpec, width: float | int | None = None) -> tuple[type[nn.Module], dict]:
+    """The class of ``spec``'s module and its constructor arguments; ``width`` overrides the width knob."""
     if spec.backbone == "vit":
         hidden = width if width is not None else _vit_width(spec)[0]
-        return ViTClassifier(spec.num_classes, spec.in_channels, spec.image_size, hidden_size=int(hidden))
+        return ViTClassifier, dict(num_classes=spec.num_classes, in_channels=spec.in_channels,
+                                   image_size=spec.image_size, hidden_size=int(hidden))
     kwargs = _cnn_kwargs(spec)
     if spec.baseline == "size_matched" and width is None:
         width = _matched_width(spec)[0]
     if width is not None:
         knob = WIDTH_KNOBS[spec.backbone]
         kwargs[knob] = int(width) if knob == "growth_rate" else float(width)
-    return _CLASSES[spec.backbone](**kwargs)
+    return _CLASSES[spec.backbone], kwargs
+
+
+def _construct(spec: NetworkSpec, width: float | int | None = None) -> nn.Module:
+    """The module of ``spec``; ``width`` overrides the width knob (used by the size search)."""
+    cls, kwargs = _recipe(spec, width)
+    return cls(**kwargs)
 
 
 @lru_cache(maxsize=None)
@@ -316,6 +324,24 @@ def describe_network(*args, pretrained_path: str | None = None, **kwargs) -> dic
 
 
 describe_network.__signature__ = inspect.signature(build_network).replace(return_annotation=dict)
+
+
+def network_recipe(*args, **kwargs) -> tuple[type[nn.Module], dict]:
+    """The class and constructor arguments that :func:`build_network` instantiates for the same arguments.
+
+    Size-matched widths and the ViT's hidden size are resolved, so ``cls(**kwargs)`` is the network (without
+    ``pretrained_path`` weights) with no search: an exported bundle names the class and these arguments directly.
+
+    Raises:
+        ConfigError: as :func:`build_network`.
+    """
+    return _recipe(NetworkSpec.from_args(*args, **kwargs))
+
+
+network_recipe.__signature__ = inspect.signature(build_network).replace(
+    parameters=[p for n, p in inspect.signature(build_network).parameters.items() if n != "pretrained_path"],
+    return_annotation=tuple,
+)
 
 
 @lru_cache(maxsize=None)

@@ -2,7 +2,7 @@
 
 ResNet18 plain and with ``ga``/``la``/``ela`` attention on small synthetic ISIC data at 64 px: a search of 2 trials
 per cell (the first the bundle's defaults), 3 seeds per cell with the best parameters, evaluation on the test split,
-the summary, and ``medattn compare``. Only the sizes are small (images, data, epochs, trials, seeds); every step is
+the summary, ``medattn compare`` and ``medattn explain`` (Grad-CAM and attention maps of one run per cell). Only the sizes are small (images, data, epochs, trials, seeds); every step is
 the one a real study runs.
 """
 
@@ -24,7 +24,7 @@ def demo_config(data_dir: str = DEMO_DIR) -> dict[str, Any]:
     root = Path(data_dir)
     datalist = root / "isic2019_datalist.json"
     if not datalist.is_file():
-        make_demo_data(str(root), seed=0, n_lesions=DEMO_LESIONS, image_size=64)
+        make_demo_data(str(root), seed=0, n_lesions=DEMO_LESIONS, image_size=64, datasets=("isic2019",))
     return {
         "name": "demo",
         "datasets": [{
@@ -44,4 +44,5 @@ def demo_config(data_dir: str = DEMO_DIR) -> dict[str, Any]:
                    "overrides": {"epochs": 2}},
         "out": "study_demo",
         "compare": {"n_boot": 2000},
+        "explain": {"n_images": 16, "n_figures": 4},
     }

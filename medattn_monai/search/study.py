@@ -337,18 +337,28 @@ def _compare(cfg: StudyConfig, plans: list[_Plan], out: Path) -> None:
 
 
 def _explain(cfg: StudyConfig, runs: pd.DataFrame, plans: list[_Plan]) -> None:
-    """``medattn explain`` on the first seed's run of every cell, once the explain command exists (issue 7)."""
+    """``medattn explain`` on the first seed's run of every cell, unless that run was explained already."""
     explain = getattr(importlib.import_module("medattn_monai.explain"), "explain", None)
-    if explain is None:
-        print("explain: skipped (the `medattn explain` command is not part of this version yet)")
+    if explain is None:  # a version without the explain command
+        print("explain: skipped (this version has no `medattn explain`)")
         return
+    settings = {k: v for k, v in cfg.explain.items() if k != "enabled"}
     uris = {p.experiment: p.tracking_uri for p in plans}
     for (experiment, cell), group in runs.groupby(["experiment", "cell"], sort=False):
         run_id = group.sort_values("seed")["run_id"].iloc[0]
+        client = open_client(uris.get(experiment))
+        exp = client.get_experiment_by_name(experiment)
+        done = client.search_runs([exp.experiment_id], max_results=1, filter_string=(
+            f"tags.run_type = 'explain' and tags.analysis = 'maps' and tags.explained_run_id = '{run_id}' "
+            "and attributes.status = 'FINISHED'"))
+        if done:
+            continue
         try:
-            explain(run_id=run_id, tracking_uri=uris.get(experiment))
+            explain(run_id=run_id, output_root=cfg.output_root, tracking_uri=uris.get(experiment), **settings)
         except Exception as e:  # noqa: BLE001 - explanations are a report, not a reason to lose the study
             print(f"explain {cell} ({run_id}): failed: {error_message(find_medattn_error(e) or e)}")
+        finally:
+            release_memory()
 
 
 def study(config: str | None = None, demo: bool = False, out: str | None = None, **changes: Any) -> StudyResult:
@@ -397,7 +407,7 @@ def study(config: str | None = None, demo: bool = False, out: str | None = None,
     _log_summary(cfg, plans, files, yaml.safe_dump(raw, sort_keys=False))
     if cfg.compare["enabled"] and len(runs):
         _compare(cfg, plans, out_dir)
-    if cfg.explain and len(runs):
+    if cfg.explain["enabled"] and len(runs):
         _explain(cfg, runs, plans)
     result = StudyResult(str(out_dir), runs, summary, runner.outcomes, runner.failures)
     if runner.failures:

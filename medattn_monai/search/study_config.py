@@ -22,6 +22,7 @@ _SEARCH_DEFAULTS = {
     "n_warmup_steps": 1, "enqueue_defaults": True, "overrides": {},
 }
 _COMPARE_DEFAULTS = {"enabled": True, "metric": "test_bacc", "alternative": "two-sided", "alpha": 0.05, "n_boot": 10_000}
+_EXPLAIN_DEFAULTS = {"enabled": True, "split": "test", "n_images": None, "n_figures": 16, "mask_field": None}
 
 
 def _merge(name: str, given: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,7 +64,8 @@ class StudyConfig:
         retries: a failed run is retried this many times (then reported).
         eval_splits: splits every run is evaluated on (default: the bundle's ``eval_splits``).
         compare: ``enabled``, ``metric``, ``alternative``, ``alpha``, ``n_boot`` of the final ``medattn compare``.
-        explain: run ``medattn explain`` on one run per cell at the end (when that command exists).
+        explain: ``enabled``, ``split``, ``n_images``, ``n_figures``, ``mask_field`` of ``medattn explain``, run at
+            the end on the first seed's run of every cell (once per run: a rerun does not explain it again).
     """
 
     datasets: list[dict[str, Any]]
@@ -83,7 +85,7 @@ class StudyConfig:
     retries: int = 1
     eval_splits: list[str] | None = None
     compare: dict[str, Any] = field(default_factory=lambda: dict(_COMPARE_DEFAULTS))
-    explain: bool = True
+    explain: dict[str, Any] = field(default_factory=lambda: dict(_EXPLAIN_DEFAULTS))
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], source: str = "study config") -> "StudyConfig":
@@ -111,6 +113,7 @@ class StudyConfig:
         values["seeds"] = seeds
         values["search"] = _merge("search", values.get("search"), _SEARCH_DEFAULTS)
         values["compare"] = _merge("compare", values.get("compare"), _COMPARE_DEFAULTS)
+        values["explain"] = _merge("explain", values.get("explain"), _EXPLAIN_DEFAULTS)
         if values["search"]["seed"] in seeds:
             raise ConfigError(f"{source}: search.seed {values['search']['seed']} is one of the study's seeds: "
                               "a seed run would repeat the selected trial and bias the cell upward")

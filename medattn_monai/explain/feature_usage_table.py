@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,31 @@ from ..stats.correction import holm
 from .conditional_permutation import conditional_permutation_result
 from .kernel_ci import kernel_ci_test
 
-__all__ = ["feature_usage_table", "holm"]  # holm re-exported: the explain API names it
+__all__ = ["feature_frame", "feature_usage_table", "holm"]  # holm re-exported: the explain API names it
+
+_ITEM_KEYS = {"image", "label", "index", "image_id"}
+
+
+def feature_frame(items: Sequence[Mapping[str, Any]], features: Sequence[str]) -> pd.DataFrame:
+    """The features of datalist items as a data frame, one column per feature, in the items' order.
+
+    Missing values (``null`` in the JSON, an absent field) become NaN; a column whose present values are all
+    numbers (bools included) is numeric, any other column keeps its values (categorical for the test).
+
+    Raises:
+        DataError: a feature is in no item (the message lists the fields the items have).
+    """
+    present = set().union(*(item.keys() for item in items)) if items else set()
+    missing = [f for f in features if f not in present]
+    if missing:
+        raise DataError(f"field(s) {missing} are in no item of the split; its items have {sorted(present - _ITEM_KEYS)}")
+    columns = {}
+    for name in features:
+        column = pd.Series([item.get(name) for item in items], dtype=object)
+        values = column.dropna()
+        numeric = len(values) > 0 and all(isinstance(v, (int, float, bool, np.number)) for v in values)
+        columns[name] = pd.to_numeric(column) if numeric else column
+    return pd.DataFrame(columns)
 
 
 def feature_usage_table(

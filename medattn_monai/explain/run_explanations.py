@@ -1,0 +1,247 @@
+"""``medattn explain``: Grad-CAM and attention maps of a trained run on a split, with quantitative checks.
+
+For each image of the split: Grad-CAM of the predicted class (CNNs; Captum ``LayerGradCam`` on
+:func:`~medattn_monai.networks.gradcam_target_layer`) and the attention map (attention variants: attention each
+position receives; ViT: rollout; see :mod:`.attention_map`), both upsampled to the input and min-max normalised.
+With a mask field, the share of each map inside the mask (per image and per class); with both maps, their Spearman
+correlation per image. Files go to an output folder and are logged as artifacts of a ``run_type=explain`` run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from ..data import PrepareBatch
+from ..errors import ConfigError, DataError
+from ..networks import gradcam_target_layer
+from .attention_map import attention_map, has_attention_map
+from .explain_runs import explain_run, explain_run_name, log_folder, log_metrics, metric_key
+from .feature_usage_table import feature_frame
+from .gradcam import grad_cam
+from .map_checks import map_rank_correlation, mask_share_by_class, mask_share_frame
+from .rendering import render_contact_sheet, render_explanation
+from .trained_run import TrainedRun, load_trained_run, split_batches, split_data
+
+__all__ = ["explain", "explain_maps"]
+
+
+
+def _load_mask(path: Any, root: Path | None, size: int) -> np.ndarray:
+    """A binary mask at the network's input size (nearest-neighbour resize); no path: an empty mask."""
+    if path is None or (isinstance(path, float) and math.isnan(path)) or str(path) == "":
+        return np.zeros((size, size), dtype=bool)
+    full = Path(path)
+    if root is not None and not full.is_absolute():
+        full = root / full
+    try:
+        with Image.open(full) as im:
+            mask = im.convert("L").resize((size, size), Image.NEAREST)
+            return np.array(mask) > 127
+    except FileNotFoundError:
+        raise DataError(f"mask not found: {full}") from None
+    except OSError as e:
+        raise DataError(f"cannot decode mask {full}: {e}") from None
+
+
+def _vit_or_cnn(trained: TrainedRun) -> tuple[str | None, bool]:
+    """(Grad-CAM layer or None for a ViT, whether there is an attention map)."""
+    try:
+        layer = gradcam_target_layer(trained.network)
+    except ValueError:
+        layer = None
+    return layer, has_attention_map(trained.network)
+
+
+def explain_maps(trained: TrainedRun, items: list[dict], *, mask_field: str | None = None,
+                 dataset_dir: str | None = None, attention_layer: str | None = None, n_figures: int = 16,
+                 batch_size: int = 32, num_workers: int | str = "auto") -> dict[str, Any]:
+    """Maps and checks for ``items`` (no files, no tracking): the computation behind :func:`explain`.
+
+    Maps are computed batch by batch and only the figures' maps are kept, so memory does not grow with the split.
+
+    Returns:
+        ``{"images": DataFrame (image, label, pred, prob, spearman), "mask_share": DataFrame (one row per image and
+        map: image, label, pred, map, share, area_share) or None, "figures": [(item, image, gradcam, attention)],
+        "gradcam_layer": str | None, "attention": bool}``.
+    """
+    layer, has_attention = _vit_or_cnn(trained)
+    if layer is None and not has_attention:
+        raise ConfigError(f"{type(trained.network).__name__} has neither a Grad-CAM layer nor attention maps")
+    root = Path(dataset_dir or trained.info.get("dataset_dir") or ".")
+    prepare = PrepareBatch()
+    rows, share_frames, masked_figures, other_figures = [], [], [], []
+    size = trained.image_size
+    position = 0
+    for batch in split_batches(items, size, batch_size, num_workers):
+        batch_items = items[position:position + len(batch["image"])]
+        position += len(batch_items)
+        x = prepare.images(batch["image"], trained.device)
+        with torch.no_grad():
+            probs = torch.softmax(trained.network(x).float(), dim=1)
+        preds = probs.argmax(dim=1)
+        maps = {}
+        if layer is not None:
+            maps["gradcam"] = grad_cam(trained.network, x, layer, target=preds).cpu()
+        if has_attention:
+            maps["attention"] = attention_map(trained.network, x, layer=attention_layer).cpu()
+        labels = batch["label"].numpy()
+        ids = [item["image_id"] for item in batch_items]
+        spearman = (map_rank_correlation(maps["gradcam"], maps["attention"]) if len(maps) == 2
+                    else np.full(len(ids), np.nan))
+        rows.append(pd.DataFrame({"image": ids, "label": labels, "pred": preds.cpu().numpy(),
+                                  "prob": probs.max(dim=1).values.cpu().numpy(), "spearman": spearman}))
+        masks = None
+        if mask_field is not None:
+            masks = np.stack([_load_mask(item.get(mask_field), root, size) for item in batch_items])
+            for name, m in maps.items():
+                frame = mask_share_frame(m, masks, labels, image_ids=ids)
+                frame.insert(2, "pred", preds.cpu().numpy())
+                frame.insert(3, "map", name)
+                share_frames.append(frame)
+        for i, item in enumerate(batch_items):
+            target = masked_figures if masks is not None and masks[i].any() else other_figures
+            if len(target) < n_figures:  # clones: a view would keep the whole batch's maps alive
+                cam, att = (maps[k][i].clone() if k in maps else None for k in ("gradcam", "attention"))
+                target.append((item, batch["image"][i].clone(), cam, att, int(preds[i]), int(labels[i])))
+    return {
+        "images": pd.concat(rows, ignore_index=True),
+        "mask_share": pd.concat(share_frames, ignore_index=True) if share_frames else None,
+        "figures": (masked_figures + other_figures)[:n_figures],  # with a mask, images showing the region first
+        "gradcam_layer": layer,
+        "attention": has_attention,
+    }
+
+
+def _share_by_class(shares: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    tables = []
+    for name, frame in shares.groupby("map", sort=False):
+        table = mask_share_by_class(frame, classes, overall=True)
+        table.insert(0, "map", name)
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def _summary(result: dict[str, Any], by_class: pd.DataFrame | None, mask_field: str | None) -> dict[str, float]:
+    summary = {"n_images": float(len(result["images"]))}
+    if result["gradcam_layer"] is not None and result["attention"]:
+        summary["gradcam_attention_spearman"] = float(np.nanmean(result["images"]["spearman"]))
+    if by_class is not None:
+        for _, row in by_class[by_class["class"] == "all"].iterrows():
+            summary[metric_key(row["map"], "share", mask_field)] = float(row["mean_share"])
+            summary[metric_key(row["map"], "ratio", mask_field)] = float(row["ratio"])
+            summary[metric_key("area_share", mask_field)] = float(row["mean_area_share"])
+            summary[metric_key("n_masked", mask_field)] = float(row["n"])
+    return summary
+
+
+def _safe_name(image_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(str(image_id)).stem)
+
+
+def _write_figures(result: dict[str, Any], out: Path, classes: list[str], trained: TrainedRun) -> None:
+    figures = result["figures"]
+    if not figures:
+        return
+    title = "attention rollout" if result["gradcam_layer"] is None else "attention"
+    for k, (item, image, cam, att, pred, label) in enumerate(figures):
+        render_explanation(out / "images" / f"{k:03d}_{_safe_name(item['image_id'])}.png", image, cam,
+                           attention=att, pred=pred, label=label, class_names=classes, attention_title=title)
+    cams = [f[2] for f in figures] if result["gradcam_layer"] is not None else None
+    atts = [f[3] for f in figures] if result["attention"] else None
+    render_contact_sheet(out / "contact_sheet.png", [f[1] for f in figures], cams, attentions=atts,
+                         preds=[f[4] for f in figures], labels=[f[5] for f in figures], class_names=classes,
+                         attention_title=title)
+
+
+def explain(run_id: str, datalist: str | None = None, split: str = "test", mask_field: str | None = None,
+            n_images: int | None = None, n_figures: int = 16, attention_layer: str | None = None,
+            dataset_dir: str | None = None, output_root: str = "runs", tracking_uri: str | None = None,
+            output_dir: str | None = None, log_mlflow: bool = True, batch_size: int = 32,
+            num_workers: int | str = "auto", device: str = "auto") -> str:
+    """Explain a trained run's predictions on a split: Grad-CAM, attention maps, mask shares, agreement.
+
+    Writes to the output folder and logs it as artifacts of a ``run_type=explain`` MLflow run (tags
+    ``explained_run_id``, ``analysis=maps`` and the explained run's design tags; metrics below):
+
+    * ``images/<k>_<image>.png``: image | Grad-CAM | attention map, predicted and true class above (``n_figures``
+      images; with a mask field, images whose mask is not empty first); ``contact_sheet.png``: all of them;
+    * ``images.csv``: per image ``image, label, pred, prob, spearman`` (Spearman correlation of Grad-CAM and the
+      attention map; empty unless the network has both);
+    * with ``mask_field``: ``mask_share.csv`` (per image and map: share of the map inside the mask, and the mask's
+      area share) and ``mask_share_by_class.csv`` (per map and true class, and over all classes as ``all``: mean
+      share, mean area share, ``ratio``), over the images whose mask is not empty;
+    * ``summary.json``: the logged metrics: ``n_images``, ``gradcam_attention_spearman`` (mean), and with a mask
+      ``<map>_share_<field>``, ``<map>_ratio_<field>``, ``area_share_<field>``, ``n_masked_<field>``.
+
+    Args:
+        run_id: the explained run: its MLflow run id or its run folder.
+        datalist: datalist JSON (default: the run's own).
+        split: the split to explain.
+        mask_field: an item field holding a region mask's path relative to ``dataset_dir`` (e.g. ``lesion_mask``,
+            ``artefact_mask``); images without one count as having an empty mask.
+        n_images: explain only the split's first ``n_images`` images (default: all).
+        n_figures: images drawn (PNG each, and on the contact sheet).
+        attention_layer: the attention layer whose map to show (default: mean over all attention layers).
+        dataset_dir: folder the datalist's paths are relative to (default: the run's).
+        output_root: where run folders live (to find the run by id, and for the default output folder).
+        tracking_uri: MLflow store (default: the explained run's).
+        output_dir: output folder (default: ``<output_root>/<experiment>/<explain run name>``).
+        log_mlflow: record the explain run in MLflow.
+        batch_size: images per forward/backward pass.
+        num_workers: image loader processes (``auto``: none when the split fits in RAM).
+        device: ``auto`` (a GPU if there is one), ``cpu``, ``cuda:0``, …
+
+    Returns:
+        The output folder.
+    """
+    trained = load_trained_run(run_id, output_root, tracking_uri, device)
+    datalist_content, items = split_data(trained, datalist, split, dataset_dir)
+    if n_images is not None:
+        if int(n_images) < 1:
+            raise DataError(f"n_images must be >= 1, got {n_images}")
+        items = items[: int(n_images)]
+    if mask_field is not None:
+        feature_frame(items, [mask_field])  # the field exists, or an error lists the fields there are
+    run_name = explain_run_name(trained, "explain")
+    experiment = trained.info.get("experiment_name") or "explain"
+    out = Path(output_dir) if output_dir else Path(output_root) / experiment / run_name
+    out.mkdir(parents=True, exist_ok=True)
+    classes = trained.classes
+
+    def compute() -> dict[str, float]:
+        result = explain_maps(trained, items, mask_field=mask_field, dataset_dir=dataset_dir,
+                              attention_layer=attention_layer, n_figures=n_figures, batch_size=batch_size,
+                              num_workers=num_workers)
+        result["images"].to_csv(out / "images.csv", index=False)
+        by_class = None
+        if result["mask_share"] is not None:
+            result["mask_share"].to_csv(out / "mask_share.csv", index=False)
+            by_class = _share_by_class(result["mask_share"], classes)
+            by_class.to_csv(out / "mask_share_by_class.csv", index=False)
+        _write_figures(result, out, classes, trained)
+        summary = _summary(result, by_class, mask_field)
+        (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+        print(f"explained {len(items)} images of {split!r}: " + "  ".join(f"{k} {v:.4g}" for k, v in summary.items()))
+        return summary
+
+    if not log_mlflow:
+        compute()
+        return str(out)
+    params = {"split": split, "datalist": datalist_content["_path"], "mask_field": mask_field,
+              "n_images": n_images, "n_figures": n_figures, "attention_layer": attention_layer,
+              "gradcam_layer": _vit_or_cnn(trained)[0]}
+    with explain_run(trained, "maps", run_name, split, datalist_content["split_hash"], tracking_uri,
+                     params) as run:
+        summary = compute()
+        log_metrics(run, {k: v for k, v in summary.items() if math.isfinite(v)})
+        log_folder(run, out)
+        print(f"logged as explain run {run_name} ({run.run_id}) in experiment {experiment!r}")
+    return str(out)
