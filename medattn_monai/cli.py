@@ -28,10 +28,6 @@ COMMANDS: dict[str, tuple[Any, str]] = {
     "evaluate": ("medattn_monai.engine.workflow:evaluate", "evaluate a trained run on its test splits"),
     "models": ("medattn_monai.networks.summary:print_model_table", "parameters and overhead of every network"),
     "compare": ("medattn_monai.stats.compare:compare", "statistics over seeds: does a variant beat its baselines?"),
-<<<<<<< HEAD
-    "search": ("medattn_monai.search.search:search", "Optuna hyper-parameter search; trials are MLflow child runs"),
-    "study": ("medattn_monai.search.study:study", "search, seeds, evaluation and comparison of every cell (resumable)"),
-=======
     "explain": ("medattn_monai.explain.run_explanations:explain",
                 "Grad-CAM and attention maps of a trained run, mask shares and their agreement"),
     "feature-usage": ("medattn_monai.explain.run_feature_usage:feature_usage",
@@ -40,7 +36,8 @@ COMMANDS: dict[str, tuple[Any, str]] = {
         "medattn_monai.export.bundle:export_bundle",
         "a trained run as a Model Zoo bundle (folder + zip) that runs with MONAI alone",
     ),
->>>>>>> main
+    "search": ("medattn_monai.search.search:search", "Optuna hyper-parameter search; trials are MLflow child runs"),
+    "study": ("medattn_monai.search.study:study", "search, seeds, evaluation and comparison of every cell (resumable)"),
 }
 
 

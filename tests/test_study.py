@@ -31,16 +31,21 @@ def _config(demo_data, tmp_path, **changes) -> dict:
         "output_root": str(tmp_path / "runs"),
         "out": str(tmp_path / "out"),
         "compare": {"n_boot": 200},
+        "explain": {"n_images": 8, "n_figures": 1},
         **changes,
     }
 
 
-def _train_runs(uri: str) -> list:
+def _runs_of_type(uri: str, run_type: str) -> list:
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
     if experiment is None:
         return []
-    return client.search_runs([experiment.experiment_id], filter_string="tags.run_type = 'train'")
+    return client.search_runs([experiment.experiment_id], filter_string=f"tags.run_type = '{run_type}'")
+
+
+def _train_runs(uri: str) -> list:
+    return _runs_of_type(uri, "train")
 
 
 def _kill_after_first_run(config_path, uri: str, cwd) -> object:
@@ -81,8 +86,13 @@ def test_study_killed_after_its_first_run_resumes_without_retraining_it(demo_dat
     assert (tmp_path / "out" / "study_summary.md").is_file()
     assert (tmp_path / "out" / "comparison" / EXPERIMENT / "comparison.csv").is_file()
 
+    explained = _runs_of_type(config["tracking_uri"], "explain")
+    assert sorted(r.data.tags["explained_run_id"] for r in explained) == sorted(
+        result.runs.sort_values("seed").groupby("cell")["run_id"].first()), "one explanation per cell (first seed)"
+
     rerun = study(config=str(path), compare=False)
     assert {o["action"] for o in rerun.outcomes} == {"skipped"}, "a finished study trains nothing more"
+    assert len(_runs_of_type(config["tracking_uri"], "explain")) == 2, "nor explains a run twice"
 
 
 def test_a_failing_run_is_retried_once_and_reported(demo_data, tmp_path, one_thread):

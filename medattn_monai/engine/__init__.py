@@ -27,10 +27,6 @@ __all__ = [
     "amp_enabled", "amp_kwargs", "channels_last_enabled", "check_hyper_parameters", "experiment_for",
     "locate_bundle", "make_loss", "make_optimizer", "output_dir_for", "resume_checkpoint", "run_name_for",
     "seed_everything", "training_tags", "DEFAULT_BUNDLE", "bundle_configs", "evaluate", "find_run_dir", "resume",
-<<<<<<< HEAD
-    "run_workflow", "train", "load_config", "cell_of", "evaluate_splits", "inference_items", "latest_run_dir", "split_loaders",
-=======
-    "run_workflow", "train", "evaluate_splits", "inference_items", "latest_run_dir", "split_loaders",
-    "SELECTION_SPLITS", "selection_metric", "selection_split",
->>>>>>> main
+    "run_workflow", "train", "load_config", "cell_of", "evaluate_splits", "inference_items", "latest_run_dir",
+    "split_loaders", "SELECTION_SPLITS", "selection_metric", "selection_split",
 ]
