@@ -77,7 +77,7 @@ def evaluate_splits(evaluator: Any, writer: PredictionWriter, loaders: Mapping[s
 def _log_to_run(info: Mapping[str, Any], writer: PredictionWriter) -> None:
     from mlflow.entities import Metric
 
-    from ..tracking.runs import open_client
+    from ..tracking.runs import log_artifact, open_client
 
     client = open_client(info.get("tracking_uri"))
     now = int(time.time() * 1000)
@@ -85,7 +85,7 @@ def _log_to_run(info: Mapping[str, Any], writer: PredictionWriter) -> None:
     if metrics:
         client.log_batch(info["run_id"], metrics=metrics)
     for path in writer.files:
-        client.log_artifact(info["run_id"], str(path), artifact_path="eval")
+        log_artifact(client, info["run_id"], path, artifact_path="eval")
 
 
 def inference_items(input_dir: str | None = None, datalist: Mapping[str, Any] | None = None, split: str = "test",

@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 from ignite.engine import Engine, Events
 
+from ..data.io import atomic_path
 from ..metrics.balanced_accuracy import balanced_accuracy_from_confusion, per_class_recall
 
 __all__ = ["EvaluatorOutputs", "PredictionWriter", "SPLIT_PREFIX", "classification_metrics", "macro_auc"]
@@ -140,7 +141,8 @@ class PredictionWriter:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         by_index = {int(item["index"]): item for item in items}
         path = self.output_dir / f"predictions_{self.split}.csv"
-        with open(path, "w", newline="") as f:
+        # written to a new file and renamed: an earlier upload of this file (a hard link) keeps its content
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["image", *(["label"] if labels is not None else []), "pred", *(f"prob_{c}" for c in self.classes)])
             for row, i in enumerate(index):
@@ -151,7 +153,7 @@ class PredictionWriter:
         self.files.append(path)
         if confusion is not None:
             cpath = self.output_dir / f"confusion_{self.split}.csv"
-            with open(cpath, "w", newline="") as f:
+            with atomic_path(cpath) as tmp, open(tmp, "w", newline="") as f:
                 w = csv.writer(f)
                 w.writerow(["true \\ pred", *self.classes])
                 for name, row in zip(self.classes, confusion):
