@@ -100,7 +100,7 @@ class MLflowTracker:
             logger.info("resuming MLflow run %s (%s)", self.run_name, self.run_id)
         else:
             self.run_id = create_run(self.client, self.experiment_name, self.run_name, self.tags)
-        log_params_once(self.client, self.run_id, self.params)
+        log_params_once(self.client, self.run_id, self.params, new_run=not self.resume)
         update_run_info(self.output_dir, {"run_id": self.run_id, "run_name": self.run_name,
                                           "experiment_name": self.experiment_name, "tracking_uri": self.tracking_uri})
         # registered now, not in attach(): these run after every other handler of their event (validation,

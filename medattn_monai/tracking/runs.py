@@ -82,26 +82,27 @@ def reopen_run(client: Any, run_id: str) -> Any:
     return run
 
 
-def log_params_once(client: Any, run_id: str, params: Mapping[str, Any]) -> None:
-    """Log params that the run does not have yet (params are immutable in MLflow)."""
+def log_params_once(client: Any, run_id: str, params: Mapping[str, Any], new_run: bool = False) -> None:
+    """Log params that the run does not have yet (params are immutable in MLflow); a ``new_run`` has none."""
     from mlflow.entities import Param
 
-    have = client.get_run(run_id).data.params
+    have = {} if new_run else client.get_run(run_id).data.params
     new = [Param(k, stringify(v)) for k, v in params.items() if k not in have]
     for i in range(0, len(new), 100):
         client.log_batch(run_id, params=new[i : i + 100])
 
 
-def log_artifact(client: Any, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+def log_artifact(client: Any, run_id: str, path: str | Path, artifact_path: str | None = None,
+                 artifact_uri: str | None = None) -> None:
     """Upload a file as an artifact; into a local artifact folder on the same disk it is hard-linked, not copied.
 
     Checkpoints are large (a ResNet18's optimizer state alone is 90 MB) and a study has hundreds of runs: a link
     costs neither time nor space, and the run folder only ever replaces its files (a new inode), never edits them,
-    so the artifact keeps the uploaded content.
+    so the artifact keeps the uploaded content. ``artifact_uri`` (the run's) saves looking it up.
     """
     from urllib.parse import unquote, urlparse
 
-    uri = client.get_run(run_id).info.artifact_uri
+    uri = artifact_uri or client.get_run(run_id).info.artifact_uri
     if uri.startswith("file:"):
         dest = Path(unquote(urlparse(uri).path), artifact_path or "", Path(path).name)
         try:
@@ -116,10 +117,11 @@ def log_artifact(client: Any, run_id: str, path: str | Path, artifact_path: str 
 
 def end_run(client: Any, run_id: str, status: str, artifacts: Iterable[Any] = ()) -> None:
     """Upload existing artifact files, then set the final status (FINISHED, FAILED or KILLED)."""
+    uri = client.get_run(run_id).info.artifact_uri
     for path in artifacts:
         if path and os.path.isfile(path):
             try:
-                log_artifact(client, run_id, path)
+                log_artifact(client, run_id, path, artifact_uri=uri)
             except Exception as e:  # noqa: BLE001 - never lose the status update over an upload
                 logger.warning("could not upload artifact %s: %s", path, e)
     client.set_terminated(run_id, status=status)
