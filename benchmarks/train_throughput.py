@@ -1,8 +1,9 @@
 """Training images/s: the bundle (MONAI ConfigWorkflow, from JPEG files) against a hand-written PyTorch loop.
 
 Both sides train the same network from the same initial weights with the same batch size, optimizer, schedule,
-batched augmentation and normalisation, validate every epoch on the same images and save a checkpoint every epoch
-(model + optimizer, atomically). What each side times:
+batched augmentation and normalisation, validate every epoch on the same images and save the same checkpoints
+(``checkpoint_last.pt``: model, optimizer, scheduler, epoch, every epoch; ``model.pt`` when validation improves;
+both atomically). What each side times:
 
 - bundle: ``trainer.run()`` of the bundle's ``train.json`` (MLflow tracking on, progress bar off), starting from
   JPEG files: the first epoch includes decoding them into the RAM cache;
@@ -78,7 +79,12 @@ def hand_loop(data: Path, datalist: Path, work: Path, backbone: str, attention: 
     sched = WarmupCosineSchedule(opt, warmup_steps=steps, t_total=epochs * steps)
     aug = BatchAugment(brightness=0.1, contrast=0.1, saturation=0.1, seed=seed)
     mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    ckpt = work / "loop_checkpoint.pt"
+    best = -1.0
+
+    def save(obj: object, path: Path) -> None:
+        torch.save(obj, path.with_suffix(".tmp"))
+        os.replace(path.with_suffix(".tmp"), path)
+
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
         aug.set_epoch(epoch)
@@ -96,9 +102,12 @@ def hand_loop(data: Path, datalist: Path, work: Path, backbone: str, attention: 
         with torch.no_grad():
             pred = torch.cat([net((xv[j:j + 128].float().div_(255) - mean) / std).argmax(1)
                               for j in range(0, len(xv), 128)])
-        balanced_accuracy(yv.numpy(), pred.numpy())
-        torch.save({"model": net.state_dict(), "optimizer": opt.state_dict()}, ckpt.with_suffix(".tmp"))
-        os.replace(ckpt.with_suffix(".tmp"), ckpt)
+        bacc = balanced_accuracy(yv.numpy(), pred.numpy())
+        if bacc > best:
+            best = bacc
+            save(net.state_dict(), work / "model.pt")
+        save({"model": net.state_dict(), "optimizer": opt.state_dict(), "lr_scheduler": sched.state_dict(),
+              "epoch": epoch}, work / "checkpoint_last.pt")
     return time.perf_counter() - start
 
 
