@@ -244,3 +244,23 @@ def test_blocks_script_and_match_eager():
     ]:
         layer.eval()
         torch.testing.assert_close(torch.jit.script(layer)(x), layer(x))
+
+
+@pytest.mark.parametrize("d, dv", [(15, 240), (32, 32), (6, 10)])
+def test_gpu_layout_of_sdpa_gives_the_same_attention(d, dv):
+    """The GPU layout (tokens copied to unit stride, widths zero-padded to multiples of 8) changes no output."""
+    from medattn_monai.networks.blocks.attention_ops import _sdpa
+
+    torch.manual_seed(0)
+    q, k = (torch.randn(2, 3, d, 25, dtype=torch.float64).transpose(-1, -2) for _ in range(2))  # last-dim stride 25
+    v = torch.randn(2, 3, 25, dv, dtype=torch.float64)
+    mask = torch.randn(1, 3, 25, 25, dtype=torch.float64)
+    mask[..., 3] = -1e30
+    q.requires_grad_(True)
+    plain = _sdpa(q, k, v, mask, gpu_layout=False)
+    padded = _sdpa(q, k, v, mask, gpu_layout=True)
+    assert padded.shape == plain.shape == (2, 3, 25, dv)
+    torch.testing.assert_close(padded, plain)
+    (g_plain,) = torch.autograd.grad(plain.sum(), q)
+    (g_padded,) = torch.autograd.grad(padded.sum(), q)
+    torch.testing.assert_close(g_padded, g_plain)

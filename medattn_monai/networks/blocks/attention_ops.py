@@ -34,6 +34,8 @@ attention weights, for explanations and tests:
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 
@@ -91,6 +93,46 @@ def neighbour_offsets(window: int, device: torch.device | None = None) -> torch.
     return torch.stack([steps.repeat_interleave(window), steps.repeat(window)], dim=1)
 
 
+def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+          gpu_layout: Optional[bool] = None) -> torch.Tensor:
+    """SDPA with a float bias mask, in the layout GPU's fused kernels accept, left out of ``torch.compile`` graphs.
+
+    On a GPU (``gpu_layout`` defaults to "not CPU") the fused kernels need unit stride in the last dimension and the
+    memory-efficient one (the fused kernel that takes a float mask) head widths divisible by 8; otherwise SDPA falls
+    back to its unfused math path. So tokens are made contiguous, and odd widths (EfficientNet-B0's space-only
+    attention) are zero-padded: padded query/key channels add 0 to every logit (the scale stays ``d^-1/2`` of the
+    true width), padded value channels are sliced off. CPU kernels take any layout, so nothing is copied there.
+
+    SDPA is one fused kernel already, so compiling it gains nothing; and inductor re-lays-out the broadcast bias for
+    the memory-efficient kernel's backward with a non-contiguous last dimension, which that kernel rejects
+    ("(*bias): last dimension must be contiguous", torch 2.11 on an H200). The convolutions around it still compile.
+    """
+    if torch.jit.is_scripting():
+        return _sdpa_layout(q, k, v, mask, gpu_layout)
+    return _sdpa_uncompiled(q, k, v, mask, gpu_layout)
+
+
+def _sdpa_layout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+                 gpu_layout: Optional[bool]) -> torch.Tensor:
+    if gpu_layout is None:
+        gpu_layout = q.device.type != "cpu"
+    if not gpu_layout:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    d, dv = q.shape[-1], v.shape[-1]
+    pad_d, pad_v = -d % 8, -dv % 8
+    q, k, v = F.pad(q, (0, pad_d)), F.pad(k, (0, pad_d)), F.pad(v, (0, pad_v))  # also copies into unit stride
+    out = F.scaled_dot_product_attention(q.contiguous(), k.contiguous(), v.contiguous(), attn_mask=mask.contiguous(),
+                                         scale=d**-0.5)
+    return out[..., :dv] if pad_v else out
+
+
+@torch.jit.unused
+@torch.compiler.disable
+def _sdpa_uncompiled(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+                     gpu_layout: Optional[bool]) -> torch.Tensor:
+    return _sdpa_layout(q, k, v, mask, gpu_layout)
+
+
 def _to_tokens(t: torch.Tensor) -> torch.Tensor:
     """``B×h×d×H×W`` -> ``B×h×HW×d``."""
     return t.flatten(3).transpose(-1, -2)
@@ -99,7 +141,7 @@ def _to_tokens(t: torch.Tensor) -> torch.Tensor:
 def _attend_dense(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """SDPA over all positions of the map with a float ``mask`` broadcastable to ``B×h×HW×HW``."""
     b, h, _, height, width = q.shape
-    out = F.scaled_dot_product_attention(_to_tokens(q), _to_tokens(k), _to_tokens(v), attn_mask=mask)
+    out = _sdpa(_to_tokens(q), _to_tokens(k), _to_tokens(v), mask)
     return out.transpose(-1, -2).reshape(b, h, v.shape[2], height, width)
 
 
@@ -215,7 +257,7 @@ def _halo_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: to
     kb = _halo_blocks(k, r, block, pad_h, pad_w)
     vb = _halo_blocks(v, r, block, pad_h, pad_w)
     mask = _halo_mask(table, height, width, block, q.dtype, q.device)
-    out = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask.unsqueeze(0))  # B×(nb·h)×b²×dv
+    out = _sdpa(qb, kb, vb, mask.unsqueeze(0))  # B×(nb·h)×b²×dv
     out = out.reshape(b, n_y, n_x, h, block, block, dv).permute(0, 3, 6, 1, 4, 2, 5)
     return out.reshape(b, h, dv, n_y * block, n_x * block)[:, :, :, :height, :width]
 
