@@ -54,7 +54,7 @@ class ImageLoader(torch.utils.data.DataLoader):
 
 def make_dataloader(dataset: ImageClassificationDataset, batch_size: int, shuffle: bool = False, seed: int = 0,
                     num_workers: int | str = "auto", drop_last: bool = False, pin_memory: bool | str = "auto",
-                    persistent_workers: bool = False, even_divisible: bool | None = None) -> ImageLoader:
+                    persistent_workers: bool | str = "auto", even_divisible: bool | None = None) -> ImageLoader:
     """Build the loader of one split.
 
     Sampling goes through a (MONAI) ``DistributedSampler`` in every case: with one process it is a seeded shuffle
@@ -69,7 +69,9 @@ def make_dataloader(dataset: ImageClassificationDataset, batch_size: int, shuffl
         num_workers: loader processes, or ``"auto"`` (:func:`default_num_workers`).
         drop_last: drop the last incomplete batch (training).
         pin_memory: pin host memory for faster copies to the GPU; ``"auto"``: when CUDA is available.
-        persistent_workers: keep workers alive between epochs.
+        persistent_workers: keep workers alive between epochs (no process start per epoch); ``"auto"``: whenever
+            there are workers. Workers only decode and resize (augmentation is batched in the main process), so
+            keeping them changes no result.
         even_divisible: pad so every rank gets the same count (default: only when shuffling).
     """
     if num_workers == "auto":
@@ -97,7 +99,7 @@ def make_dataloader(dataset: ImageClassificationDataset, batch_size: int, shuffl
         collate_fn=collate_batch,
         pin_memory=bool(pin_memory),
         drop_last=drop_last,
-        persistent_workers=persistent_workers and num_workers > 0,
+        persistent_workers=num_workers > 0 and (persistent_workers == "auto" or bool(persistent_workers)),
         worker_init_fn=_seed_worker if num_workers > 0 else None,
         generator=generator,
         seed=seed,
