@@ -117,10 +117,11 @@ def log_artifact(client: Any, run_id: str, path: str | Path, artifact_path: str 
 
 def end_run(client: Any, run_id: str, status: str, artifacts: Iterable[Any] = ()) -> None:
     """Upload existing artifact files, then set the final status (FINISHED, FAILED or KILLED)."""
-    uri = client.get_run(run_id).info.artifact_uri
+    uri = None
     for path in artifacts:
         if path and os.path.isfile(path):
             try:
+                uri = uri or client.get_run(run_id).info.artifact_uri  # looked up once, inside the guard
                 log_artifact(client, run_id, path, artifact_uri=uri)
             except Exception as e:  # noqa: BLE001 - never lose the status update over an upload
                 logger.warning("could not upload artifact %s: %s", path, e)
