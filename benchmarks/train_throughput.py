@@ -10,7 +10,10 @@ both atomically). What each side times:
 - loop: the same epochs over images already decoded into a uint8 tensor.
 
 Network construction and config parsing are outside both timings. The two alternate, ``--repeats`` times each;
-the table shows the median images/s of each and the median of the repeats' ratios (bundle / loop).
+the table shows the median images/s of each and the median of the repeats' ratios (bundle / loop). Both sides run
+in this one process under the same C-allocator settings: the bundle's ``retain_host_memory`` (on by default for CPU
+training, process-wide) is applied before the first run, so the ratio compares the training machinery, not the
+allocator; ``benchmarks/host_memory.py`` measures what that setting itself gains.
 
     python benchmarks/train_throughput.py            # resnet18 and densenet121 x none/ga/la/ela at 64 and 224 px
     python benchmarks/train_throughput.py --quick    # a 2-minute subset
@@ -35,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import demo_split, machine, write_rows  # noqa: E402
 
 from medattn_monai.data import BatchAugment, IMAGENET_MEAN, IMAGENET_STD, load_datalist, load_image_uint8, split_items  # noqa: E402
-from medattn_monai.engine import make_optimizer, run_workflow, seed_everything  # noqa: E402
+from medattn_monai.engine import make_optimizer, retain_host_memory, seed_everything  # noqa: E402
 from medattn_monai.engine.workflow import bundle_configs  # noqa: E402
 from medattn_monai.metrics import balanced_accuracy  # noqa: E402
 from medattn_monai.networks import build_network  # noqa: E402
@@ -142,7 +145,9 @@ def main() -> None:
     if args.quick:
         args.sizes, args.networks, args.images, args.repeats = [64], ["resnet18:none", "resnet18:ga"], 256, 3
 
-    print(f"machine: {machine()}")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    retained = retain_host_memory(overrides.get("retain_host_memory", "auto"), device)
+    print(f"machine: {machine()}; retain_host_memory: {retained} (both sides)")
     if args.bundle_only:
         print(f"{'network':<22}{'px':>5}{'bundle img/s':>14}{'peak GPU MiB':>14}")
     else:

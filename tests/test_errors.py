@@ -45,6 +45,7 @@ def test_corrupt_jpeg_fails_the_run_and_names_the_file(demo_data, tmp_path, caps
         ({"bogus_key": 3}, "unknown config key(s) ['bogus_key']"),
         ({"epochs": 0}, "bad value for epochs: 0"),
         ({"cache": "disk"}, "cache='disk' is not one of"),
+        ({"retain_host_memory": "yes"}, "retain_host_memory must be auto, true or false, got 'yes'"),
     ],
 )
 def test_bad_settings_fail_before_any_run(change, message, demo_data, tmp_path, capsys):

@@ -18,6 +18,7 @@ from .setup import (
     make_optimizer,
     output_dir_for,
     resume_checkpoint,
+    retain_host_memory,
     run_name_for,
     seed_everything,
     training_tags,
@@ -25,8 +26,8 @@ from .setup import (
 
 __all__ = [
     "amp_enabled", "amp_kwargs", "channels_last_enabled", "check_hyper_parameters", "experiment_for",
-    "locate_bundle", "make_loss", "make_optimizer", "output_dir_for", "resume_checkpoint", "run_name_for",
-    "seed_everything", "training_tags", "DEFAULT_BUNDLE", "bundle_configs", "evaluate", "find_run_dir", "resume",
-    "run_workflow", "train", "load_config", "cell_of", "evaluate_splits", "inference_items", "latest_run_dir",
-    "split_loaders", "SELECTION_SPLITS", "selection_metric", "selection_split",
+    "locate_bundle", "make_loss", "make_optimizer", "output_dir_for", "resume_checkpoint", "retain_host_memory",
+    "run_name_for", "seed_everything", "training_tags", "DEFAULT_BUNDLE", "bundle_configs", "evaluate", "find_run_dir",
+    "resume", "run_workflow", "train", "load_config", "cell_of", "evaluate_splits", "inference_items",
+    "latest_run_dir", "split_loaders", "SELECTION_SPLITS", "selection_metric", "selection_split",
 ]
