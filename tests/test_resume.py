@@ -61,3 +61,38 @@ def test_sigkill_then_resume_equals_uninterrupted(trained_run, demo_data, tmp_pa
     expected = torch.load(trained_run.run_dir / "checkpoint_last.pt", weights_only=True)["model"]
     for name, tensor in final["model"].items():
         torch.testing.assert_close(tensor, expected[name], rtol=0, atol=1e-5, msg=name)
+
+
+def _checkpointer(tmp_path: Path, background: bool | str):
+    from medattn_monai.handlers import RunCheckpointer, RunHistory
+
+    net = torch.nn.Linear(2, 2)
+    return RunCheckpointer(str(tmp_path), net, torch.optim.SGD(net.parameters(), lr=0.1), RunHistory(),
+                           background=background)
+
+
+def test_checkpoint_writes_in_line_or_in_background(tmp_path):
+    # in line: the file is on disk when the epoch's handler returns, and no thread is left
+    ckpt = _checkpointer(tmp_path, background=False)
+    ckpt._write([({"epoch": 1}, tmp_path / "a.pt")])
+    assert ckpt._writer is None and torch.load(tmp_path / "a.pt") == {"epoch": 1}
+    # in the background: a failed write surfaces in the training thread at the next wait
+    ckpt = _checkpointer(tmp_path, background=True)
+    ckpt._write([({"epoch": 1}, tmp_path / "missing" / "b.pt")])
+    with pytest.raises(RuntimeError, match="missing"):
+        ckpt.wait()
+
+
+def test_checkpoint_writer_thread_only_with_a_core_to_spare(tmp_path):
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(cores)
+        assert not _checkpointer(tmp_path, "auto")._in_background()  # CPU training uses every core
+        if cores > 1:
+            torch.set_num_threads(cores - 1)
+            assert _checkpointer(tmp_path, "auto")._in_background()
+    finally:
+        torch.set_num_threads(threads)

@@ -1,8 +1,9 @@
 """The run folder: ``run.json`` (what the run is), and checkpoints every epoch: ``checkpoint_last.pt`` (full
 state) and ``model.pt`` (best weights by the key metric).
 
-Both files are plain ``state_dict``s, written atomically (a SIGKILL mid-write leaves the previous file intact) by a
-background thread from a copy of the state, so training goes on while they are written, and load with ``torch.load(..., weights_only=True)``. The run's :class:`RunHistory` (per-epoch metrics, best value) is
+Both files are plain ``state_dict``s, written atomically (a SIGKILL mid-write leaves the previous file intact) from
+a copy of the state, on GPU by a background thread so training goes on while they are written, and load with
+``torch.load(..., weights_only=True)``. The run's :class:`RunHistory` (per-epoch metrics, best value) is
 saved in ``checkpoint_last.pt`` under ``"run"``, so a resumed run knows its past.
 """
 
@@ -137,6 +138,10 @@ class RunCheckpointer:
             network and preprocessing from them); its ``params`` are the hyper-parameters.
         resume: this run continues the run folder's earlier training: its recorded hyper-parameters must equal
             ``run_info["params"]`` (a resumed run must be the run it continues).
+        background: write the files in a background thread while training goes on; ``"auto"``: when the network
+            is on a GPU or a CPU core is left over beside PyTorch's compute threads. Otherwise the writer would
+            take a core from the compute threads, which all wait for the slowest: on 2 cores a background write
+            measured about 1 s of a 17 s DenseNet-121 run, more than writing in the training thread.
 
     Attach it after MONAI's ``ValidationHandler`` so the epoch's validation metrics exist when it runs.
     """
@@ -144,7 +149,8 @@ class RunCheckpointer:
     def __init__(self, output_dir: str, network: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  history: RunHistory, lr_scheduler: Any = None, evaluator: Engine | None = None,
                  train_metrics: tuple[str, ...] = ("train_loss",), resume_path: str | None = None,
-                 run_info: Mapping[str, Any] | None = None, resume: bool = False) -> None:
+                 run_info: Mapping[str, Any] | None = None, resume: bool = False,
+                 background: bool | str = "auto") -> None:
         self.output_dir = Path(output_dir)
         self.network, self.optimizer, self.lr_scheduler = network, optimizer, lr_scheduler
         self.evaluator = evaluator
@@ -153,6 +159,7 @@ class RunCheckpointer:
         self.resume_path = resume_path
         self.run_info = dict(run_info or {})
         self.resume = resume
+        self.background = background
         self.trainer: Engine | None = None
         self._writer: threading.Thread | None = None
         self._write_error: BaseException | None = None
@@ -182,9 +189,21 @@ class RunCheckpointer:
             error, self._write_error = self._write_error, None
             raise error
 
+    def _in_background(self) -> bool:
+        if self.background != "auto":
+            return bool(self.background)
+        if any(p.is_cuda for p in self.network.parameters()):
+            return True
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return cores > torch.get_num_threads()
+
     def _write(self, files: list[tuple[Any, Path]]) -> None:
-        """Write ``(state, path)`` pairs in a background thread (one write at a time, in order)."""
+        """Write ``(state, path)`` pairs, in order, in the training thread or a background one (one at a time)."""
         self.wait()
+        if not self._in_background():
+            for obj, path in files:
+                _atomic_save(obj, path)
+            return
 
         def run() -> None:
             try:
