@@ -1,4 +1,4 @@
-"""What the bundles' ``retain_host_memory`` gains on CPU: training steps in fresh processes, allocator left alone vs kept.
+"""What the bundles' ``retain_host_memory`` gains on CPU: training steps in fresh processes, allocator alone vs kept.
 
 Every measurement is a fresh interpreter (the setting is process-wide, and glibc's own mmap-threshold adjustment
 depends on the process's history) that builds the network and optimizer, then times ``--steps`` training steps

@@ -20,8 +20,8 @@ __all__ = ["DEFAULT_BUNDLE", "bundle_configs", "load_config", "run_workflow", "t
 
 DEFAULT_BUNDLE = "isic_attention_classification"
 # run settings that may differ on resume (they do not change results)
-_RESUMABLE_SETTINGS = ("cache", "num_workers", "amp", "channels_last", "compile", "retain_host_memory", "val_batch_size",
-                       "feature_usage")
+_RESUMABLE_SETTINGS = ("cache", "num_workers", "amp", "channels_last", "compile", "retain_host_memory",
+                       "val_batch_size", "feature_usage")
 
 
 def bundle_configs(bundle: str, *names: str) -> list[str]:
