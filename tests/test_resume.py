@@ -84,9 +84,9 @@ def test_checkpoint_writes_in_line_or_in_background(tmp_path):
 
 
 def test_checkpoint_writer_thread_only_with_a_core_to_spare(tmp_path):
-    import os
+    from medattn_monai.handlers.checkpoint import usable_cores
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = usable_cores()
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(cores)

@@ -79,6 +79,11 @@ def _snapshot(obj: Any) -> Any:
     return obj
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _is_rank0() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
@@ -194,8 +199,7 @@ class RunCheckpointer:
             return bool(self.background)
         if any(p.is_cuda for p in self.network.parameters()):
             return True
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        return cores > torch.get_num_threads()
+        return usable_cores() > torch.get_num_threads()
 
     def _write(self, files: list[tuple[Any, Path]]) -> None:
         """Write ``(state, path)`` pairs, in order, in the training thread or a background one (one at a time)."""
