@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import shutil
 from pathlib import Path
 
@@ -15,9 +16,11 @@ import torch
 from medattn_monai.data import (
     BatchAugment,
     ImageClassificationDataset,
+    ImageLoader,
     LoadResizeImaged,
     load_datalist,
     make_dataloader,
+    release_workers,
     split_items,
 )
 from medattn_monai.data.demo import write_isic2019_demo
@@ -180,3 +183,16 @@ def test_colour_jitter_stays_in_range_and_varies_per_sample():
     out = BatchAugment(flips=False, rot90=False, brightness=0.2, contrast=0.2, saturation=0.2, seed=0)(x)
     assert out.min() >= 0 and out.max() <= 1
     assert out.view(16, -1).mean(1).unique().numel() > 1
+
+
+def test_release_workers_stops_persistent_workers_and_a_later_epoch_starts_new_ones():
+    before = set(multiprocessing.active_children())
+    loader = ImageLoader(list(range(8)), batch_size=4, num_workers=1, persistent_workers=True)
+    assert [b.tolist() for b in loader] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert set(multiprocessing.active_children()) - before  # the worker outlives the epoch (persistent)
+    assert release_workers() == 1
+    assert set(multiprocessing.active_children()) <= before
+    assert release_workers() == 0  # nothing left to stop
+    assert sum(len(b) for b in loader) == 8  # the next epoch starts a new worker
+    loader.release_workers()
+    assert set(multiprocessing.active_children()) <= before

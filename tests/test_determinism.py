@@ -3,6 +3,8 @@ seed gives other metrics."""
 
 from __future__ import annotations
 
+import multiprocessing
+
 import torch
 
 from conftest import train_overrides
@@ -14,7 +16,10 @@ def _history(demo_data, work, seed: int, epochs: int = 2) -> dict:
     # streamed decoding: 2 loader worker processes, augmentation on (the bundle default)
     overrides = train_overrides(demo_data, work, epochs=epochs, seed=seed, cache="stream", num_workers=2,
                                 log_mlflow=False)
+    before = set(multiprocessing.active_children())
     run_dir = train(**overrides)
+    # the bundle's finalize step stopped the persistent workers (not left for a garbage collection to stall on)
+    assert set(multiprocessing.active_children()) <= before
     return torch.load(f"{run_dir}/{LAST_CHECKPOINT}", weights_only=True)["run"]["history"]
 
 
