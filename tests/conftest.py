@@ -25,7 +25,11 @@ def _isolated_environment(tmp_path_factory):
     """No test writes an MLflow store into the working directory or reads the user's."""
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ.setdefault("MPLBACKEND", "Agg")
+    stores = ("mlflow.db", "mlruns.db", "mlruns")  # MLflow's and MONAI's defaults, and ours
+    present = {name for name in stores if Path(name).exists()}
     yield
+    written = [name for name in stores if Path(name).exists() and name not in present]
+    assert not written, f"a test wrote an MLflow store into the working directory: {written}"
 
 
 @pytest.fixture(scope="session")

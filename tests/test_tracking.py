@@ -16,14 +16,12 @@ def client(trained_run):
     return mlflow.MlflowClient(trained_run.tracking_uri)
 
 
-def test_tags_equal_the_config(trained_run, demo_data):
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(trained_run.tracking_uri)
-    try:
-        runs = mlflow.search_runs(experiment_names=["isic-demo"],
-                                  filter_string=f"attributes.run_id = '{trained_run.info['run_id']}'")
-    finally:
-        mlflow.set_tracking_uri(previous)
+def test_tags_equal_the_config(trained_run, demo_data, monkeypatch):
+    # through the environment, which monkeypatch restores: mlflow.set_tracking_uri would also set
+    # MLFLOW_TRACKING_URI, and restoring the default would leave it pointing later runs at ./mlflow.db
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained_run.tracking_uri)
+    runs = mlflow.search_runs(experiment_names=["isic-demo"],
+                              filter_string=f"attributes.run_id = '{trained_run.info['run_id']}'")
     assert len(runs) == 1
     run = runs.iloc[0]
     assert run["status"] == "FINISHED"
