@@ -33,7 +33,7 @@ from medattn_monai.data import (  # noqa: E402
     make_dataloader,
     split_items,
 )
-from medattn_monai.engine import make_optimizer  # noqa: E402
+from medattn_monai.engine.training_setup import make_optimizer  # noqa: E402
 from medattn_monai.networks import build_network  # noqa: E402
 
 

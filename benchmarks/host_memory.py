@@ -29,7 +29,8 @@ def child(spec: str, size: int, batch: int, steps: int, retain: bool) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from medattn_monai.engine import make_optimizer, retain_host_memory, seed_everything
+    from medattn_monai.engine.device import retain_host_memory
+    from medattn_monai.engine.training_setup import make_optimizer, seed_everything
     from medattn_monai.networks import build_network
 
     applied = retain_host_memory(retain, "cpu")

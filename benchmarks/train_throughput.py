@@ -40,8 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import demo_split, machine, write_rows  # noqa: E402
 
 from medattn_monai.data import BatchAugment, IMAGENET_MEAN, IMAGENET_STD, load_datalist, load_image_uint8, split_items  # noqa: E402
-from medattn_monai.engine import make_optimizer, retain_host_memory, seed_everything  # noqa: E402
-from medattn_monai.engine.workflow import bundle_configs  # noqa: E402
+from medattn_monai.engine.device import retain_host_memory  # noqa: E402
+from medattn_monai.engine.training_setup import make_optimizer, seed_everything  # noqa: E402
+from medattn_monai.engine.bundles import bundle_configs  # noqa: E402
 from medattn_monai.metrics import balanced_accuracy  # noqa: E402
 from medattn_monai.networks import build_network  # noqa: E402
 

@@ -28,16 +28,16 @@ COMMANDS: dict[str, tuple[Any, str]] = {
     "evaluate": ("medattn_monai.engine.workflow:evaluate", "evaluate a trained run on its test splits"),
     "models": ("medattn_monai.networks.summary:print_model_table", "parameters and overhead of every network"),
     "compare": ("medattn_monai.stats.compare:compare", "statistics over seeds: does a variant beat its baselines?"),
-    "explain": ("medattn_monai.explain.run_explanations:explain",
+    "explain": ("medattn_monai.explain.maps_command:explain",
                 "Grad-CAM and attention maps of a trained run, mask shares and their agreement"),
-    "feature-usage": ("medattn_monai.explain.run_feature_usage:feature_usage",
+    "feature-usage": ("medattn_monai.explain.feature_usage_command:feature_usage",
                       "does a trained run's output depend on annotated features given the label?"),
     "export-bundle": (
         "medattn_monai.export.bundle:export_bundle",
         "a trained run as a Model Zoo bundle (folder + zip) that runs with MONAI alone",
     ),
     "search": ("medattn_monai.search.search:search", "Optuna hyper-parameter search; trials are MLflow child runs"),
-    "study": ("medattn_monai.search.study:study", "search, seeds, evaluation and comparison of every cell (resumable)"),
+    "study": ("medattn_monai.study.runner:study", "search, seeds, evaluation and comparison of every cell (resumable)"),
 }
 
 

@@ -78,7 +78,7 @@ def trained_run(demo_data, tmp_path_factory) -> SimpleNamespace:
     overrides = train_overrides(demo_data, work)
     run_dir = train(**overrides)
     evaluate(run_dir)
-    from medattn_monai.handlers import read_run_info
+    from medattn_monai.tracking import read_run_info
 
     info = read_run_info(run_dir)
     return SimpleNamespace(run_dir=Path(run_dir), info=info, tracking_uri=overrides["tracking_uri"], work=work,
@@ -95,7 +95,7 @@ def workflow_property_problems(configs_dir: Path, workflow_type: str, configs: l
     overrides = dict(overrides)
     if "multi_gpu_train.json" in configs:
         pytest.importorskip("torch.distributed")
-        overrides["initialize"] = ["$medattn_monai.engine.seed_everything(@seed)"]
+        overrides["initialize"] = ["$medattn_monai.engine.training_setup.seed_everything(@seed)"]
         overrides["network"] = "$@network_def"
     workflow = ConfigWorkflow(config_file=[str(configs_dir / c) for c in configs],
                               meta_file=str(configs_dir / "metadata.json"), workflow_type=workflow_type, **overrides)
@@ -108,7 +108,7 @@ def attention_run(demo_data, tmp_path_factory) -> SimpleNamespace:
     """One 1-epoch ResNet18 + local self-attention (``la``) training on the demo data, evaluated on its test split:
     the cheapest run whose network is not a plain MONAI one."""
     from medattn_monai.engine import evaluate, train
-    from medattn_monai.handlers import read_run_info
+    from medattn_monai.tracking import read_run_info
 
     work = tmp_path_factory.mktemp("trained_la")
     overrides = train_overrides(demo_data, work, attention="la", epochs=1)

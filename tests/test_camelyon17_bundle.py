@@ -44,7 +44,7 @@ def _paths(demo_data: SimpleNamespace, work: Path) -> dict:
 def camelyon_run(demo_data, tmp_path_factory) -> SimpleNamespace:
     """Convert (done by the demo fixture) -> train 2 epochs -> evaluate every split, once per session."""
     from medattn_monai.engine import evaluate, train
-    from medattn_monai.handlers import read_run_info
+    from medattn_monai.tracking import read_run_info
 
     work = tmp_path_factory.mktemp("camelyon_run")
     overrides = {**TRAIN_OVERRIDES, **_paths(demo_data, work)}

@@ -9,7 +9,7 @@ import torch
 
 from conftest import train_overrides
 from medattn_monai.engine import train
-from medattn_monai.handlers import LAST_CHECKPOINT
+from medattn_monai.tracking import LAST_CHECKPOINT
 
 
 def _history(demo_data, work, seed: int, epochs: int = 2) -> dict:

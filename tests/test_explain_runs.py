@@ -26,7 +26,7 @@ from medattn_monai.data import load_datalist, split_items
 from medattn_monai.data.demo import make_demo_data
 from medattn_monai.engine import train
 from medattn_monai.explain import TrainedRun, explain, explain_maps, feature_usage
-from medattn_monai.handlers import read_run_info
+from medattn_monai.tracking import read_run_info
 from medattn_monai.networks import build_network
 
 SHORTCUT = {"artefact_class": "NV", "artefact_rate": 1.0, "artefact_noise_rate": 0.0, "artefact_eval_rate": 0.3}

@@ -9,14 +9,14 @@ import sys
 import pytest
 import torch
 
-from medattn_monai.engine import retain_host_memory
+from medattn_monai.engine.device import retain_host_memory
 from medattn_monai.errors import ConfigError
 
 # a fresh interpreter (the setting is process-wide): the page faults of allocating, touching and freeing a 64 MiB
 # tensor 20 times (after a warm-up), with the allocator left alone and then with the setting applied
 _PROBE = """
 import resource, torch
-from medattn_monai.engine import retain_host_memory
+from medattn_monai.engine.device import retain_host_memory
 
 def faults():
     for _ in range(3):

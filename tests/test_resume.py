@@ -12,7 +12,7 @@ import torch
 
 from conftest import ISIC_CONFIGS, sigkill_when, train_overrides
 from medattn_monai.engine import resume
-from medattn_monai.handlers import read_run_info
+from medattn_monai.tracking import read_run_info
 
 
 def _epoch(checkpoint: Path) -> int:

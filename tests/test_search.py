@@ -16,7 +16,8 @@ import pytest
 from conftest import REPO, train_overrides
 from medattn_monai.errors import ConfigError
 from medattn_monai.search import SearchSpace, load_space, open_storage, search
-from medattn_monai.search.leases import OWNER, claim_state, try_claim
+from medattn_monai.search.liveness import OWNER
+from medattn_monai.study.claims import claim_state, try_claim
 
 
 def _runs(uri: str, experiment: str = "isic-demo") -> list:
@@ -159,7 +160,7 @@ def test_claims_are_exclusive_and_a_dead_holders_claim_is_taken_over(tmp_path):
 
 
 def test_a_dead_workers_running_trial_is_failed_and_its_budget_returned(tmp_path):
-    from medattn_monai.search.leases import fail_stale_trials
+    from medattn_monai.search.liveness import fail_stale_trials
 
     storage = open_storage(str(tmp_path / "trials.journal"))
     study = optuna.create_study(study_name="s", storage=storage, direction="maximize")

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import fresh_store, sigkill_when
-from medattn_monai.search import StudyIncomplete, study
+from medattn_monai.study import StudyIncomplete, study
 
 EXPERIMENT = "isic-demo"
 
@@ -107,7 +107,7 @@ def test_a_failing_run_is_retried_once_and_reported(demo_data, tmp_path, one_thr
 
 
 def test_the_matrix_has_every_variant_and_baseline_once():
-    from medattn_monai.search import matrix
+    from medattn_monai.study import matrix
 
     cells = matrix(2, ["resnet18", "efficientnet-b0"], ["ga", "se"], ["plain", "size_matched", "vit"])
     labels = [c.label for c in cells if c.dataset == 0]

@@ -1,33 +1,19 @@
-"""Engine: what the bundle configs call to set up a run, and the library functions behind ``medattn train``,
-``medattn resume`` and ``medattn evaluate``."""
+"""Engine: running the bundles' MONAI workflows.
+
+The library functions behind ``medattn train | resume | evaluate`` (:mod:`.workflow`), finding a bundle and its
+configuration (:mod:`.bundles`), one training in this process or under ``torchrun`` (:mod:`.launch`), and what the
+bundle configs call to set a training up: :mod:`.training_setup` (optimizer, loss, checks, seed), :mod:`.device`
+(mixed precision, memory format, host memory), :mod:`.selection` (the split that selects the best model) and
+:mod:`.evaluation` (evaluation and inference of a trained run).
+"""
 
 from __future__ import annotations
 
-from .selection import SELECTION_SPLITS, selection_metric, selection_split
-from .evaluation import evaluate_splits, inference_items, latest_run_dir, split_loaders
-from .workflow import DEFAULT_BUNDLE, bundle_configs, evaluate, find_run_dir, load_config, resume, run_workflow, train
-from .setup import (
-    amp_enabled,
-    amp_kwargs,
-    channels_last_enabled,
-    check_hyper_parameters,
-    cell_of,
-    experiment_for,
-    locate_bundle,
-    make_loss,
-    make_optimizer,
-    output_dir_for,
-    resume_checkpoint,
-    retain_host_memory,
-    run_name_for,
-    seed_everything,
-    training_tags,
-)
+from . import device, evaluation, selection, training_setup
+from .bundles import DEFAULT_BUNDLE, bundle_configs, load_config, locate_bundle
+from .workflow import evaluate, resume, run_workflow, train
 
 __all__ = [
-    "amp_enabled", "amp_kwargs", "channels_last_enabled", "check_hyper_parameters", "experiment_for",
-    "locate_bundle", "make_loss", "make_optimizer", "output_dir_for", "resume_checkpoint", "retain_host_memory",
-    "run_name_for", "seed_everything", "training_tags", "DEFAULT_BUNDLE", "bundle_configs", "evaluate", "find_run_dir",
-    "resume", "run_workflow", "train", "load_config", "cell_of", "evaluate_splits", "inference_items",
-    "latest_run_dir", "split_loaders", "SELECTION_SPLITS", "selection_metric", "selection_split",
+    "DEFAULT_BUNDLE", "bundle_configs", "device", "evaluate", "evaluation", "load_config", "locate_bundle", "resume",
+    "run_workflow", "selection", "train", "training_setup",
 ]

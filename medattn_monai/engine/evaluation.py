@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -12,22 +11,13 @@ from ..data.datalist import split_items
 from ..data.loader import make_dataloader
 from ..data.transforms import NIFTI_SUFFIXES
 from ..errors import ConfigError, DataError
-from ..handlers.checkpoint import BEST_MODEL, RUN_INFO, read_run_info
 from ..handlers.predictions import PredictionWriter
+from ..tracking.run_folder import BEST_MODEL, read_run_info
 
-__all__ = ["latest_run_dir", "split_loaders", "evaluate_splits", "inference_items", "IMAGE_SUFFIXES"]
+__all__ = ["split_loaders", "evaluate_splits", "inference_items", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", *NIFTI_SUFFIXES)
 logger = logging.getLogger("medattn")
-
-
-def latest_run_dir(output_root: str) -> str:
-    """The most recently started run folder under ``output_root`` that has a best model."""
-    root = Path(output_root)
-    runs = [p.parent for p in root.glob(f"*/*/{RUN_INFO}") if (p.parent / BEST_MODEL).is_file()]
-    if not runs:
-        raise ConfigError(f"no trained run (a folder with {RUN_INFO} and {BEST_MODEL}) under {root}: pass --run_dir")
-    return str(max(runs, key=lambda p: (p / RUN_INFO).stat().st_mtime))
 
 
 def split_loaders(datalist: Mapping[str, Any], splits: Sequence[str], dataset_dir: str, transform: Any,
@@ -75,15 +65,10 @@ def evaluate_splits(evaluator: Any, writer: PredictionWriter, loaders: Mapping[s
 
 
 def _log_to_run(info: Mapping[str, Any], writer: PredictionWriter) -> None:
-    from mlflow.entities import Metric
-
-    from ..tracking.runs import log_artifact, open_client
+    from ..tracking.mlflow_runs import log_artifact, log_metrics, open_client
 
     client = open_client(info.get("tracking_uri"))
-    now = int(time.time() * 1000)
-    metrics = [Metric(k, float(v), now, 0) for split in writer.results.values() for k, v in split.items()]
-    if metrics:
-        client.log_batch(info["run_id"], metrics=metrics)
+    log_metrics(client, info["run_id"], {k: v for split in writer.results.values() for k, v in split.items()})
     for path in writer.files:
         log_artifact(client, info["run_id"], path, artifact_path="eval")
 

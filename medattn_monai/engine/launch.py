@@ -1,7 +1,7 @@
 """Run one bundle training for a search or a study: in this process, or under ``torchrun`` on several devices.
 
 With ``gpus > 1`` the training runs as ``torchrun --standalone --nproc_per_node=<gpus> -m
-medattn_monai.search.torchrun_entry <spec.json>`` with the bundle's ``multi_gpu_train.json`` overlay: one process
+medattn_monai.engine.torchrun_entry <spec.json>`` with the bundle's ``multi_gpu_train.json`` overlay: one process
 per GPU with NCCL, or with gloo on a machine without CUDA (which only makes sense for testing). Rank 0 writes the
 outcome to the spec's result file, so the caller learns whether the run finished, was pruned or failed, and why.
 """
@@ -18,12 +18,12 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..engine.workflow import bundle_configs, load_config, resume, run_workflow
 from ..errors import MedattnError, find_cause
-from ..handlers.checkpoint import LAST_CHECKPOINT
 from ..tracking.naming import make_run_name
+from .bundles import bundle_configs, load_config
+from .workflow import resume, run_workflow
 
-__all__ = ["PRUNED", "TrainingFailed", "plan_run", "run_training", "resume_training", "best_value", "release_memory"]
+__all__ = ["PRUNED", "TrainingFailed", "plan_run", "run_training", "resume_training", "release_memory"]
 
 PRUNED = "pruned"
 
@@ -44,15 +44,6 @@ def plan_run(bundle: str, overrides: Mapping[str, Any], multi_gpu: bool = False)
         overrides["run_name"] = make_run_name(facts[0], facts[1], int(facts[2]))
         parser["run_name"] = overrides["run_name"]
     return overrides, str(parser.get_parsed_content("output_dir"))
-
-
-def best_value(run_dir: str | Path) -> float | None:
-    """The run's best key-metric value (``best_val_bacc``) as its last checkpoint records it."""
-    path = Path(run_dir) / LAST_CHECKPOINT
-    if not path.is_file():
-        return None
-    value = torch.load(path, map_location="cpu", weights_only=True)["run"]["best_value"]
-    return None if value is None else float(value)
 
 
 def run_training(bundle: str, overrides: Mapping[str, Any], gpus: int = 1,
@@ -89,7 +80,7 @@ def run_training(bundle: str, overrides: Mapping[str, Any], gpus: int = 1,
 
 
 def resume_training(run_dir: str, gpus: int = 1) -> str:
-    """Continue an interrupted run (see :func:`medattn_monai.engine.resume`), under ``torchrun`` when ``gpus > 1``."""
+    """Continue an interrupted run (see :func:`~medattn_monai.engine.workflow.resume`), under ``torchrun`` when ``gpus > 1``."""
     if gpus <= 1:
         try:
             return resume(run_dir)
@@ -104,7 +95,7 @@ def _torchrun(spec: dict[str, Any], gpus: int, name: str) -> None:
         spec_path, result_path = Path(tmp, "spec.json"), Path(tmp, "result.json")
         spec_path.write_text(json.dumps({**spec, "result": str(result_path)}))
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={int(gpus)}",
-               "-m", "medattn_monai.search.torchrun_entry", str(spec_path)]
+               "-m", "medattn_monai.engine.torchrun_entry", str(spec_path)]
         proc = subprocess.run(cmd, env=_child_env())
         result = json.loads(result_path.read_text()) if result_path.is_file() else {}
     if result.get("status") == PRUNED:

@@ -1,6 +1,6 @@
 """What ``torchrun`` starts in every process of a multi-GPU training launched by :mod:`.launch`.
 
-``python -m medattn_monai.search.torchrun_entry spec.json``: run the spec's training (or resume its run) with the
+``python -m medattn_monai.engine.torchrun_entry spec.json``: run the spec's training (or resume its run) with the
 bundle's ``multi_gpu_train.json`` overlay; rank 0 writes the outcome (finished, pruned, failed with the message) to
 the spec's result file for the launching process.
 """
@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..engine.workflow import bundle_configs, resume, run_workflow
 from ..errors import MedattnError, error_message, find_medattn_error
-from ..handlers.mlflow_tracker import is_pruned
+from ..tracking.mlflow_runs import is_pruned
+from .bundles import bundle_configs
 from .launch import PRUNED
+from .workflow import resume, run_workflow
 
 __all__ = ["main"]
 
@@ -30,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of one ``torchrun`` process: run the spec's training with the multi-GPU overlay."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
-        print("usage: python -m medattn_monai.search.torchrun_entry SPEC.json", file=sys.stderr)
+        print("usage: python -m medattn_monai.engine.torchrun_entry SPEC.json", file=sys.stderr)
         return 2
     spec = json.loads(Path(args[0]).read_text())
     try:

@@ -12,48 +12,14 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ConfigError
-from ..handlers.checkpoint import RUN_INFO, read_run_info
-from .setup import locate_bundle
+from ..tracking.run_folder import find_run_dir, read_run_info
+from .bundles import DEFAULT_BUNDLE, apply_overrides, bundle_configs
 
-__all__ = ["DEFAULT_BUNDLE", "bundle_configs", "load_config", "run_workflow", "train", "resume", "evaluate",
-           "find_run_dir"]
+__all__ = ["run_workflow", "train", "resume", "evaluate"]
 
-DEFAULT_BUNDLE = "isic_attention_classification"
 # run settings that may differ on resume (they do not change results)
 _RESUMABLE_SETTINGS = ("cache", "num_workers", "amp", "channels_last", "compile", "retain_host_memory",
                        "val_batch_size", "feature_usage")
-
-
-def bundle_configs(bundle: str, *names: str) -> list[str]:
-    """Paths of config files ``names`` of a bundle given by name (under ``bundles/``) or by folder."""
-    root = Path(bundle) if Path(bundle, "configs").is_dir() else Path(locate_bundle(bundle))
-    paths = [root / "configs" / n for n in names]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise ConfigError(f"bundle {bundle!r} lacks config file(s) {missing}")
-    return [str(p) for p in paths]
-
-
-def _apply_overrides(parser: Any, config_files: Sequence[str], overrides: dict[str, Any]) -> None:
-    # unknown keys are refused: a typo would otherwise silently do nothing
-    unknown = [k for k in overrides if k.split("#")[0] not in parser.get()]
-    if unknown:
-        raise ConfigError(f"unknown config key(s) {unknown} for {list(config_files)}")
-    for key, value in overrides.items():
-        parser[key] = value
-
-
-def load_config(config_files: Sequence[str], **overrides: Any) -> Any:
-    """The bundle configuration with ``overrides`` applied, as a MONAI ``ConfigParser``, without running anything.
-
-    Parse only what is needed (``parser.get_parsed_content("hyper_parameters")``): e.g. a study reads a cell's
-    hyper-parameters and experiment before deciding whether to train it.
-    """
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser(ConfigParser.load_config_files(list(config_files)))
-    _apply_overrides(parser, config_files, overrides)
-    return parser
 
 
 def run_workflow(config_files: Sequence[str], workflow_type: str = "train", tracking: str | None = None,
@@ -73,7 +39,7 @@ def run_workflow(config_files: Sequence[str], workflow_type: str = "train", trac
     config_files = list(config_files)
     workflow = ConfigWorkflow(config_file=config_files, workflow_type=workflow_type, tracking=tracking,
                               meta_file=str(Path(config_files[0]).parent / "metadata.json"))
-    _apply_overrides(workflow.parser, config_files, overrides)
+    apply_overrides(workflow.parser, config_files, overrides)
     if extra_handlers:
         workflow.parser["train#handlers"] = list(workflow.parser["train#handlers"]) + list(extra_handlers)
     workflow.initialize()
@@ -96,24 +62,6 @@ def train(bundle: str = DEFAULT_BUNDLE, multi_gpu: bool = False, tracking: str |
     names = ["train.json"] + (["multi_gpu_train.json"] if multi_gpu else [])
     workflow = run_workflow(bundle_configs(bundle, *names), "train", tracking, **overrides)
     return str(workflow.parser.get_parsed_content("output_dir"))
-
-
-def find_run_dir(run: str, output_root: str = "runs", tracking_uri: str | None = None) -> str:
-    """A run folder from its path, or from its MLflow run id (looked up in the store, then under ``output_root``)."""
-    if Path(run, RUN_INFO).is_file():
-        return str(run)
-    from ..tracking.runs import open_client
-
-    client = open_client(tracking_uri)
-    try:
-        info = client.get_run(run).info
-    except Exception:  # noqa: BLE001 - MLflow raises several types for a missing run
-        raise ConfigError(f"{run!r} is neither a run folder nor an MLflow run id in {client.tracking_uri}") from None
-    experiment = client.get_experiment(info.experiment_id).name
-    candidate = Path(output_root) / experiment / info.run_name
-    if not Path(candidate, RUN_INFO).is_file():
-        raise ConfigError(f"run {run} ({info.run_name}) has no run folder at {candidate}: pass the folder instead")
-    return str(candidate)
 
 
 def resume(run: str, output_root: str = "runs", tracking_uri: str | None = None, multi_gpu: bool = False,

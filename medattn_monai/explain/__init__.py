@@ -27,8 +27,8 @@ from .gradcam import grad_cam, normalize_maps, upsample_maps
 from .kernel_ci import kernel_ci_test
 from .map_checks import map_rank_correlation, mask_share, mask_share_by_class, mask_share_frame
 from .rendering import render_contact_sheet, render_explanation, render_feature_usage
-from .run_explanations import explain, explain_maps
-from .run_feature_usage import feature_usage, feature_usage_metrics
+from .maps_command import explain, explain_maps
+from .feature_usage_command import feature_usage, feature_usage_metrics
 from .trained_run import TrainedRun, load_trained_run, predict_split, split_data
 
 __all__ = [

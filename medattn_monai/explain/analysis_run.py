@@ -4,9 +4,9 @@ Explanations and feature-usage tests get a run of their own rather than writing 
 an analysis with its own settings (split, datalist, features, permutations, seed) that may be repeated with other
 settings, while MLflow params are immutable and a metric key holds one history — results of two analyses would
 mix under one name with nothing saying which settings gave which value. The training run keeps a model's record
-(``design.md``: training, validation, test metrics, and the training-time ``fu_p_<feature>`` curve of the
-feature-usage handler); the explain run links to it by tag (``explained_run_id``, and ``mlflow.parentRunId`` so
-the UI nests it under the training run) and copies its design tags (dataset, backbone, attention, seed, cell, …)
+(training, validation, test metrics, and the training-time ``fu_p_<feature>`` curve of the feature-usage
+handler); the explain run links to it by tag (``explained_run_id``, and ``mlflow.parentRunId`` so
+the UI nests it under the training run) and copies its tags (dataset, backbone, attention, seed, cell, …)
 so a study can select explanations exactly as it selects training runs.
 """
 
@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from ..tracking import TAG_KEYS, tracked_run, unique_run_name
-from ..tracking.runs import open_client
+from ..tracking import mlflow_runs
+from ..tracking.mlflow_runs import open_client
 from ..tracking.store import resolve_tracking_uri
 from ..tracking.tracked_run import TrackedRun
 from .trained_run import TrainedRun
@@ -84,15 +85,8 @@ def explain_run(trained: TrainedRun, analysis: str, run_name: str, split: str, s
 
 
 def log_metrics(run: TrackedRun, metrics: Mapping[str, float], step: int = 0) -> None:
-    """Log ``metrics`` into the run in one batch."""
-    import time
-
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    batch = [Metric(key, float(value), now, step) for key, value in metrics.items()]
-    for i in range(0, len(batch), 1000):  # MLflow's per-request limit
-        run.client.log_batch(run.run_id, metrics=batch[i:i + 1000])
+    """Log ``metrics`` into the explain run (in batches)."""
+    mlflow_runs.log_metrics(run.client, run.run_id, metrics, step)
 
 
 def log_folder(run: TrackedRun, folder: Path) -> None:

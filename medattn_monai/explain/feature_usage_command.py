@@ -3,7 +3,7 @@
 The model's class probabilities on a split, then :func:`~medattn_monai.explain.feature_usage_table` (the
 label-stratified permutation test per feature, Holm across features, optional KCI); a table, a bar plot and the
 outputs go to an output folder and into a ``run_type=explain`` MLflow run (``analysis=feature_usage``) with the
-metrics ``fu_p_<feature>`` (why not into the training run: :mod:`.explain_runs`).
+metrics ``fu_p_<feature>`` (why not into the training run: :mod:`.analysis_run`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .explain_runs import explain_run, explain_run_name, log_folder, log_metrics, metric_key
+from .analysis_run import explain_run, explain_run_name, log_folder, log_metrics, metric_key
 from .feature_usage_table import feature_frame, feature_usage_table
 from .rendering import render_feature_usage
 from .trained_run import load_trained_run, predict_split, split_data

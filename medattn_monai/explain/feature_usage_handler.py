@@ -22,7 +22,7 @@ from ignite.engine import Engine, Events
 
 from ..errors import ConfigError
 from ..handlers.predictions import EvaluatorOutputs
-from .explain_runs import metric_key
+from .analysis_run import metric_key
 from .feature_usage_table import feature_frame, feature_usage_table
 
 __all__ = ["FeatureUsageHandler", "feature_usage_handler"]

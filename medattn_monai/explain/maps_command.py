@@ -23,7 +23,7 @@ from ..data import PrepareBatch
 from ..errors import ConfigError, DataError
 from ..networks import gradcam_target_layer
 from .attention_map import attention_map, has_attention_map
-from .explain_runs import explain_run, explain_run_name, log_folder, log_metrics, metric_key
+from .analysis_run import explain_run, explain_run_name, log_folder, log_metrics, metric_key
 from .feature_usage_table import feature_frame
 from .gradcam import grad_cam
 from .map_checks import map_rank_correlation, mask_share_by_class, mask_share_frame

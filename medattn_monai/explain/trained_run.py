@@ -1,15 +1,14 @@
 """A trained run as the explanation commands need it: its network with the best weights, and the images of a split
 preprocessed exactly as its evaluation does.
 
-A run is named by its folder (``runs/<experiment>/<run name>``) or by its MLflow run id. By id, the folder is
-looked up under ``output_root`` first; a run trained elsewhere (another machine of a team sharing one tracking
-server) has no local folder, so its ``run.json`` and ``model.pt`` artifacts are downloaded into a temporary one.
+A run is named by its folder (``runs/<experiment>/<run name>``) or by its MLflow run id; finding it (and downloading
+the artifacts of a run trained on another machine) and rebuilding its network are
+:mod:`medattn_monai.tracking.run_folder`'s job.
 """
 
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +18,8 @@ import torch
 from torch import nn
 
 from ..data import ImageClassificationDataset, LoadResizeImaged, PrepareBatch, load_datalist, make_dataloader, split_items
-from ..engine.workflow import find_run_dir
-from ..errors import ConfigError, DataError
-from ..handlers.checkpoint import BEST_MODEL, RUN_INFO, read_run_info
-from ..networks import build_network
+from ..errors import DataError
+from ..tracking.run_folder import load_network, locate_run
 
 __all__ = ["TrainedRun", "load_trained_run", "predict_split", "resolve_device", "split_batches",
            "split_data"]
@@ -60,35 +57,6 @@ class TrainedRun:
         return list(self.info["classes"])
 
 
-def _download_run(run_id: str, tracking_uri: str | None) -> Path:
-    from ..tracking.runs import open_client
-
-    client = open_client(tracking_uri)
-    client.get_run(run_id)  # raises for an unknown id
-    folder = Path(tempfile.mkdtemp(prefix=f"medattn-run-{run_id[:8]}-"))
-    for name in (RUN_INFO, BEST_MODEL):
-        try:
-            client.download_artifacts(run_id, name, str(folder))
-        except Exception as e:  # noqa: BLE001 - MLflow raises several types for a missing artifact
-            raise ConfigError(f"MLflow run {run_id} has no artifact {name} to load the model from: {e}") from None
-    logger.info("run %s has no local folder: its %s and %s were downloaded to %s", run_id, RUN_INFO, BEST_MODEL, folder)
-    return folder
-
-
-def _run_folder(run: str, output_root: str, tracking_uri: str | None) -> Path:
-    try:
-        return Path(find_run_dir(run, output_root, tracking_uri))
-    except ConfigError as not_found:
-        if Path(run).exists():
-            raise
-        try:
-            return _download_run(run, tracking_uri)
-        except ConfigError:
-            raise
-        except Exception:  # noqa: BLE001 - not a run id of this store: the folder lookup's message says more
-            raise not_found from None
-
-
 def load_trained_run(run: str | Path, output_root: str = "runs", tracking_uri: str | None = None,
                      device: str | torch.device = "auto") -> TrainedRun:
     """Load a trained run: ``build_network(**network_args)`` from its ``run.json`` with the weights of ``model.pt``.
@@ -100,17 +68,12 @@ def load_trained_run(run: str | Path, output_root: str = "runs", tracking_uri: s
         device: where the network runs (``"auto"``: a GPU if there is one).
 
     Raises:
-        ConfigError: no such run, or it has no ``model.pt`` (interrupted before its first epoch).
+        ConfigError: no such run, it has no ``model.pt`` (interrupted before its first epoch), or its network does
+            not rebuild with its weights.
     """
-    run_dir = _run_folder(str(run), output_root, tracking_uri)
-    info = read_run_info(run_dir)
-    weights = run_dir / BEST_MODEL
-    if not weights.is_file():
-        raise ConfigError(f"run folder {run_dir} has no {BEST_MODEL}: was the training interrupted before epoch 1?")
+    location = locate_run(run, output_root, tracking_uri)
     device = resolve_device(device)
-    network = build_network(**info["network_args"])
-    network.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return TrainedRun(run_dir, info, network.to(device).eval(), device)
+    return TrainedRun(location.run_dir, location.info, load_network(location, device), device)
 
 
 def split_data(trained: TrainedRun, datalist: str | None = None, split: str = "test",

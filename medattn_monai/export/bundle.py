@@ -33,7 +33,7 @@ import torch
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
 from ..data.transforms import LoadResizeImaged
 from ..engine.evaluation import IMAGE_SUFFIXES
-from ..engine.setup import locate_bundle
+from ..engine.bundles import locate_bundle
 from ..errors import ConfigError
 from ..metrics.balanced_accuracy import BalancedAccuracy
 from ..networks import describe_network, network_recipe

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..engine.workflow import find_run_dir
 from ..errors import ConfigError
-from ..handlers.checkpoint import BEST_MODEL, RUN_INFO, read_run_info
-from ..tracking.runs import open_client
+from ..tracking.mlflow_runs import open_client
+from ..tracking.run_folder import RUN_INFO, load_network, locate_run, mlflow_record, read_run_info
 
 __all__ = ["RunSource", "load_run", "select_run", "test_metrics"]
 
@@ -87,44 +85,6 @@ def select_run(dataset: str | None = None, backbone: str | None = None, attentio
     return best.info.run_id
 
 
-def _record(client: Any, run_id: str) -> Any:
-    try:
-        return client.get_run(run_id)
-    except Exception:  # noqa: BLE001 - MLflow raises several types for a missing run
-        raise ConfigError(f"{run_id!r} is neither a run folder nor an MLflow run id in {client.tracking_uri}") from None
-
-
-def _download(client: Any, run_id: str, folder: Path) -> Path:
-    """``run.json`` and ``model.pt`` of a run from its MLflow artifacts (a missing ``model.pt`` is left missing)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in (RUN_INFO, BEST_MODEL):
-        try:
-            client.download_artifacts(run_id, name, str(folder))
-        except Exception as e:  # noqa: BLE001 - a missing artifact surfaces as several types
-            if name == RUN_INFO:
-                raise ConfigError(f"run {run_id} has no run folder here and no {RUN_INFO} artifact: {e}") from None
-    return folder
-
-
-def _rebuilt(run_dir: Path, info: dict, label: str) -> tuple[dict[str, torch.Tensor], torch.nn.Module]:
-    """The best weights and ``run.json``'s network holding them (eval mode); refuses when they do not fit exactly."""
-    from ..networks import build_network
-
-    path = run_dir / BEST_MODEL
-    if not path.is_file():
-        raise ConfigError(f"run {label} has no checkpoint: {BEST_MODEL} is neither in {run_dir} nor among its "
-                          "MLflow artifacts (was the training stopped before its first validation?)")
-    args = info.get("network_args")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        net = build_network(**args)
-        net.load_state_dict(state)
-    except Exception as e:  # noqa: BLE001 - a bad argument, a changed network or a corrupt file: all refuse
-        raise ConfigError(f"the network of run {label} cannot be rebuilt from run.json's network_args {args} "
-                          f"with its {BEST_MODEL}: {e}") from None
-    return state, net.eval()
-
-
 def load_run(run: str, output_root: str = "runs", tracking_uri: str | None = None,
              download_dir: str | Path | None = None) -> RunSource:
     """Find a run by MLflow run id or run folder and check that it can be exported.
@@ -141,15 +101,14 @@ def load_run(run: str, output_root: str = "runs", tracking_uri: str | None = Non
             rebuilt with its weights.
     """
     if Path(run, RUN_INFO).is_file():
-        run_dir: Path | None = Path(run)
         info = read_run_info(run)
         if not info.get("run_id"):
             raise ConfigError(f"run folder {run} was not tracked in MLflow: its status and test metrics are unknown")
         run_id, uri = info["run_id"], tracking_uri or info.get("tracking_uri")
     else:
-        run_dir, run_id, uri = None, run, tracking_uri
+        run_id, uri = run, tracking_uri
     client = open_client(uri)
-    record = _record(client, run_id)
+    record = mlflow_record(client, run_id)
     label = f"{record.info.run_name} ({run_id})"
     status = record.info.status
     if status != "FINISHED":
@@ -157,17 +116,12 @@ def load_run(run: str, output_root: str = "runs", tracking_uri: str | None = Non
                 "KILLED": "it was interrupted; finish it with `medattn resume`",
                 "RUNNING": "it is still training, or was killed hard; finish it with `medattn resume`"}
         raise ConfigError(f"run {label} is {status}, not FINISHED: {hint.get(status, 'only finished runs are exported')}")
-    if run_dir is None:
-        try:
-            run_dir = Path(find_run_dir(run_id, output_root, uri))
-        except ConfigError:
-            run_dir = _download(client, run_id, Path(download_dir or tempfile.mkdtemp(prefix="run-")))
-            logger.info("run folder of %s not under %s: using its MLflow artifacts", label, output_root)
-        info = read_run_info(run_dir)
-    state, network = _rebuilt(run_dir, info, label)
+    location = locate_run(run, output_root, uri, download_dir)
+    network = load_network(location)
+    state = network.state_dict()
     metrics = dict(record.data.metrics)
     if not test_metrics(metrics):
         raise ConfigError(f"run {label} has no test metrics: evaluate it first (`medattn evaluate {run_id}`)")
     experiment = client.get_experiment(record.info.experiment_id).name
-    return RunSource(run_id, record.info.run_name, experiment, dict(record.data.tags), metrics, run_dir, info, state,
-                     network)
+    return RunSource(run_id, record.info.run_name, experiment, dict(record.data.tags), metrics, location.run_dir,
+                     location.info, state, network)

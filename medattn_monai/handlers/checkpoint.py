@@ -1,5 +1,5 @@
-"""The run folder: ``run.json`` (what the run is), and checkpoints every epoch: ``checkpoint_last.pt`` (full
-state) and ``model.pt`` (best weights by the key metric).
+"""Checkpoints every epoch into the run folder (its files: :mod:`medattn_monai.tracking.run_folder`):
+``checkpoint_last.pt`` (full state) and ``model.pt`` (best weights by the key metric), and ``run.json`` at the start.
 
 Both files are plain ``state_dict``s, written atomically (a SIGKILL mid-write leaves the previous file intact) from
 a copy of the state, on GPU by a background thread so training goes on while they are written, and load with
@@ -9,7 +9,6 @@ saved in ``checkpoint_last.pt`` under ``"run"``, so a resumed run knows its past
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
@@ -21,34 +20,9 @@ import torch.distributed as dist
 from ignite.engine import Engine, Events
 
 from ..errors import ConfigError
+from ..tracking.run_folder import BEST_MODEL, LAST_CHECKPOINT, read_run_info, update_run_info
 
-__all__ = ["RunHistory", "RunCheckpointer", "unwrap_model", "LAST_CHECKPOINT", "BEST_MODEL", "RUN_INFO", "read_run_info",
-           "update_run_info"]
-
-LAST_CHECKPOINT = "checkpoint_last.pt"
-BEST_MODEL = "model.pt"
-RUN_INFO = "run.json"
-
-
-def read_run_info(run_dir: str | Path) -> dict[str, Any]:
-    """The ``run.json`` of a run folder: name, hyper-parameters, network arguments, classes, data paths, and the
-    MLflow run id, experiment and store when the run is tracked."""
-    path = Path(run_dir) / RUN_INFO
-    if not path.is_file():
-        raise ConfigError(f"{run_dir} is not a run folder: {RUN_INFO} not found")
-    return json.loads(path.read_text())
-
-
-def update_run_info(run_dir: str | Path, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge ``fields`` into the run folder's ``run.json`` (written atomically); returns the result."""
-    path = Path(run_dir) / RUN_INFO
-    info = json.loads(path.read_text()) if path.is_file() else {}
-    info.update(fields)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{RUN_INFO}.tmp")
-    tmp.write_text(json.dumps(info, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
-    return info
+__all__ = ["RunHistory", "RunCheckpointer", "unwrap_model", "usable_cores"]
 
 
 def unwrap_model(net: torch.nn.Module) -> torch.nn.Module:

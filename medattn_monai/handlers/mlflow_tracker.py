@@ -1,5 +1,5 @@
-"""The bundle's MLflow tracking: one run per training, with the tags, params, metrics, artifacts and status rules of
-``docs/tracking.md``.
+"""The bundle's MLflow tracking: one run per training, with the tags, params, metrics, artifacts and status rules
+described in ``docs/architecture.md`` ("Tracking").
 
 - A new run is created at ``STARTED`` (names never repeat); with ``resume=True`` the run recorded in the run
   folder's ``run.json`` is reopened instead, so an interrupted training finishes in the same run.
@@ -16,19 +16,20 @@
 from __future__ import annotations
 
 import logging
-import sys
-import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ignite.engine import Engine, Events
 
-from ..errors import error_message, find_cause, find_medattn_error
-from ..tracking.runs import create_run, end_run, log_params_once, open_client, reopen_run, stringify
+from ..errors import error_message, find_medattn_error
+from ..tracking.mlflow_runs import (
+    create_run, end_run, final_status, is_pruned, log_metrics, log_params_once, open_client, reopen_run, stringify,
+)
+from ..tracking.run_folder import read_run_info, update_run_info
 from ..tracking.store import resolve_tracking_uri
-from .checkpoint import RunHistory, read_run_info, update_run_info
+from .checkpoint import RunHistory
 
-__all__ = ["MLflowTracker", "detach_foreign_mlflow_handlers", "is_pruned"]
+__all__ = ["MLflowTracker", "detach_foreign_mlflow_handlers"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,18 +118,14 @@ class MLflowTracker:
                 self._logged.add((key, int(m.step)))
 
     def epoch_completed(self, engine: Engine) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
         batch = [
-            Metric(key, float(value), now, int(epoch))
+            (key, value, int(epoch))
             for epoch, metrics in sorted(self.history.epochs.items())
             for key, value in metrics.items()
             if (key, int(epoch)) not in self._logged
         ]
-        if batch:
-            self.client.log_batch(self.run_id, metrics=batch)
-            self._logged.update((m.key, m.step) for m in batch)
+        log_metrics(self.client, self.run_id, batch)
+        self._logged.update((key, step) for key, _, step in batch)
 
     def _artifacts(self) -> Iterable[Path]:
         return sorted(p for p in self.output_dir.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -137,23 +134,17 @@ class MLflowTracker:
         if self.run_id is None:
             return
         if self.history.best_value is not None:
-            from mlflow.entities import Metric
-
-            now = int(time.time() * 1000)
-            self.client.log_batch(self.run_id, metrics=[
-                Metric(f"best_{self.history.key_metric}", float(self.history.best_value), now, 0),
-                Metric("best_epoch", float(self.history.best_epoch), now, 0),
-            ])
-        end_run(self.client, self.run_id, "FINISHED", self._artifacts())
+            log_metrics(self.client, self.run_id, {f"best_{self.history.key_metric}": self.history.best_value,
+                                                   "best_epoch": self.history.best_epoch})
+        end_run(self.client, self.run_id, final_status(), self._artifacts())
         logger.info("MLflow run %s FINISHED (%s)", self.run_name, self.run_id)
 
     def exception_raised(self, engine: Engine, e: BaseException) -> None:
         if self.run_id is not None:
-            pruned = is_pruned(e)
-            status = "KILLED" if pruned or isinstance(e, KeyboardInterrupt) else "FAILED"
+            status = final_status(e)
             try:
                 self.epoch_completed(engine)  # the epoch that decided to stop is part of the record
-                if pruned:
+                if is_pruned(e):
                     self.client.set_tag(self.run_id, "pruned", "true")
                 else:
                     self.client.set_tag(self.run_id, "error", stringify(error_message(e))[:4000])
@@ -165,11 +156,3 @@ class MLflowTracker:
             raise type(err)(error_message(err)) from None
         raise e
 
-
-def is_pruned(e: BaseException) -> bool:
-    """Whether ``e`` is (or wraps) a hyper-parameter search stopping the run early (Optuna's ``TrialPruned``).
-
-    Checked without importing Optuna: a run that is not part of a search never loads it.
-    """
-    optuna = sys.modules.get("optuna")
-    return optuna is not None and find_cause(e, optuna.TrialPruned) is not None

@@ -1,17 +1,13 @@
-"""Who is working on what: leases held in the shared Optuna storage, so workers never do the same work twice and
-work left by a dead worker is taken over.
+"""Is a worker alive? Owners and heartbeats kept in the shared Optuna storage, so work left by a dead worker is taken
+over.
 
-Each lease records its owner (host, process id and the process's start time) and a heartbeat refreshed by a
-background thread. An owner is dead when its process no longer exists on this host, or, seen from another host,
+An owner is a process (host, process id and the process's start time); a heartbeat is a time stamp a background
+thread refreshes. An owner is dead when its process no longer exists on this host, or, seen from another host,
 when its heartbeat is older than ``grace`` seconds.
 
-Two kinds of work carry leases:
-
-- a search trial (Optuna trial user attributes ``owner`` and ``heartbeat``): a trial left RUNNING by a dead worker is
-  marked FAIL, so its budget goes back to the search;
-- a study run ``(cell, seed)``: a claim is an Optuna *study* named ``claim:<key>#<generation>``. Creating a study
-  is atomic in every Optuna storage (journal and database), so of two workers claiming at once exactly one wins;
-  a dead holder's claim is taken over by creating the next generation, which again only one worker can do.
+A search trial records its owner and heartbeat as Optuna trial user attributes: a trial left RUNNING by a dead
+worker is marked FAIL (:func:`fail_stale_trials`), so its budget goes back to the search. The study's claims on its
+runs (:mod:`medattn_monai.study.claims`) use the same owners and heartbeats.
 """
 
 from __future__ import annotations
@@ -20,14 +16,12 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["OWNER", "Heartbeat", "Claim", "owner_alive", "fail_stale_trials", "try_claim", "claim_state"]
+__all__ = ["GRACE_S", "HEARTBEAT_S", "OWNER", "Heartbeat", "owner_alive", "fail_stale_trials", "trial_heartbeat"]
 
 HEARTBEAT_S = 60.0
 GRACE_S = 600.0
-CLAIM_PREFIX = "claim:"
 
 
 def _start_time(pid: int) -> str | None:
@@ -117,80 +111,3 @@ def fail_stale_trials(study: Any, storage: Any, grace: float = GRACE_S) -> list[
         except (UpdateFinishedTrialError, RuntimeError):
             pass  # another worker got there first
     return failed
-
-
-@dataclass
-class Claim:
-    """A claim on one unit of work (see the module docstring); ``release`` or ``finish`` it when done."""
-
-    storage: Any
-    key: str
-    study_id: int
-    generation: int
-    _heartbeat: Heartbeat | None = field(default=None, repr=False)
-    _done: bool = field(default=False, repr=False)
-
-    def _set(self, name: str, value: Any) -> None:
-        self.storage.set_study_user_attr(self.study_id, name, value)
-
-    def __enter__(self) -> "Claim":
-        self._heartbeat = Heartbeat(lambda now: self._set("heartbeat", now))
-        self._heartbeat.__enter__()
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.__exit__()
-        # done work stays claimed (later workers skip it); failed or interrupted work is given back
-        self._set("state", "done" if exc_type is None and self._done else "released")
-
-    def finish(self) -> None:
-        """Mark the work done (it stays claimed, so nobody redoes it)."""
-        self._done = True
-
-
-def _claim_name(key: str, generation: int) -> str:
-    return f"{CLAIM_PREFIX}{key}#{generation}"
-
-
-def claim_state(storage: Any, key: str, grace: float = GRACE_S) -> tuple[str, int]:
-    """``(state, generation)`` of the newest claim on ``key``: ``free``, ``held`` (a live worker), ``done``,
-    ``released`` or ``stale`` (its worker died)."""
-    generation, newest = 0, None
-    while True:
-        try:
-            sid = storage.get_study_id_from_name(_claim_name(key, generation))
-        except KeyError:
-            break
-        newest, generation = sid, generation + 1
-    if newest is None:
-        return "free", 0
-    attrs = storage.get_study_user_attrs(newest)
-    generation -= 1
-    if attrs.get("state") in ("done", "released"):
-        return attrs["state"], generation
-    if "owner" not in attrs:
-        return "held", generation  # its creator is writing its name this very moment
-    return ("held" if owner_alive(attrs["owner"], attrs.get("heartbeat"), grace) else "stale"), generation
-
-
-def try_claim(storage: Any, key: str, grace: float = GRACE_S) -> Claim | None:
-    """Claim ``key`` for this process, or None when a live worker holds it.
-
-    A ``done`` claim can be claimed again: whether work is done is the caller's record to judge (a study asks
-    MLflow), the claim only keeps two workers from doing it at once.
-    """
-    from optuna.exceptions import DuplicatedStudyError
-    from optuna.study import StudyDirection
-
-    state, generation = claim_state(storage, key, grace)
-    if state == "held":
-        return None
-    if state != "free":  # released or stale: the next generation
-        generation += 1
-    try:
-        sid = storage.create_new_study([StudyDirection.MAXIMIZE], _claim_name(key, generation))
-    except DuplicatedStudyError:
-        return None  # another worker claimed it first
-    storage.set_study_user_attr(sid, "owner", OWNER)
-    return Claim(storage, key, sid, generation)

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from ..engine.workflow import DEFAULT_BUNDLE, bundle_configs, load_config
+from ..engine.bundles import DEFAULT_BUNDLE, bundle_configs, load_config
+from ..engine.launch import plan_run, run_training
 from ..errors import ConfigError, MedattnError, error_message, find_medattn_error
-from ..tracking.naming import cell_hash, unique_run_name
-from ..tracking.runs import create_run, end_run, log_params_once, open_client, reopen_run
-from .cells import network_label
-from .launch import best_value, plan_run, run_training
-from .leases import fail_stale_trials, owner_alive, trial_heartbeat
+from ..tracking.mlflow_runs import create_run, end_run, final_status, log_params_once, open_client, reopen_run
+from ..tracking.naming import cell_hash, network_label, unique_run_name
+from ..tracking.run_folder import recorded_best_value
+from .liveness import fail_stale_trials, owner_alive, trial_heartbeat
 from .space import SearchSpace, load_space
 from .storage import default_storage, open_storage
 
@@ -218,7 +218,7 @@ def _run_trial(setup: _Setup, study: Any, storage: Any, trial: Any, parent: str,
                 logger.warning("trial %d: invalid configuration %s: %s", trial.number, params, error_message(err))
                 return
             raise
-    value = best_value(run_dir)
+    value = recorded_best_value(run_dir)
     if value is None:
         trial.set_user_attr("error", f"no {setup.key_metric} was recorded")
         study.tell(trial, state=TrialState.FAIL)
@@ -363,11 +363,8 @@ def search(
                 logger.warning("trial %d crashed (%d/%d): %s", trial.number, failures, max_failures, e)
                 if failures >= max_failures:
                     raise
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    except BaseException:
-        status = "FAILED"
+    except BaseException as e:
+        status = final_status(e)
         raise
     finally:
         finished = _finish_parent(setup, study, parent, status)

@@ -11,20 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError
+from ..tracking.naming import network_label
 
-__all__ = ["BASELINE_KINDS", "Cell", "network_label", "matrix"]
+__all__ = ["BASELINE_KINDS", "Cell", "matrix"]
 
 BASELINE_KINDS = ("plain", "size_matched", "vit")
-
-
-def network_label(backbone: str, attention: str = "none", baseline: str | None = None,
-                  matched_to: str | None = None, family: str | None = None) -> str:
-    """A short readable name: ``resnet18-ga``, ``resnet18-plain``, ``resnet18-matched-ga``, ``vit-resnet18``."""
-    if backbone == "vit":
-        return f"vit-{family or 'resnet18'}"
-    if baseline == "size_matched":
-        return f"{backbone}-matched-{matched_to}"
-    return f"{backbone}-plain" if attention == "none" else f"{backbone}-{attention}"
 
 
 @dataclass(frozen=True)
@@ -53,7 +44,7 @@ class Cell:
 
 
 def _variants_of(backbone: str, variants: Sequence[str]) -> list[str]:
-    # squeeze-and-excitation is built into EfficientNet-B0's blocks: its plain network is the SE model (design.md)
+    # squeeze-and-excitation is built into EfficientNet-B0's blocks: its plain network is the SE model
     return [v for v in variants if v != "none" and not (v == "se" and backbone == "efficientnet-b0")]
 
 

@@ -2,42 +2,44 @@
 
 For every cell of the matrix (datasets × backbones × variants and baselines): a hyper-parameter search (or given
 parameters), then one training per seed with the best parameters, each evaluated on the bundle's test splits, all
-recorded in MLflow under the design's tags (``run_type=train``, ``cell``) plus ``study=<name>``. At the end: a
-summary table (mean ± std per cell and metric), ``medattn compare`` per experiment and, once it exists,
-``medattn explain`` on one run per cell.
+recorded in MLflow under the project's tags (``run_type=train``, ``cell``) plus ``study=<name>``. At the end: a
+summary table (mean ± std per cell and metric), ``medattn compare`` per experiment and ``medattn explain`` on one
+run per cell.
 
 Resumable and shareable: what is done is read back from MLflow (a FINISHED, evaluated run of a (cell, seed) is
 never trained again; a run killed hard is resumed into the same MLflow run; a FAILED one is retried ``retries``
 times and then reported), and workers that run the same config on the same Optuna storage and MLflow store split
-the work through leases (:mod:`medattn_monai.search.leases`).
+the work through claims (:mod:`medattn_monai.study.claims`).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 
-from ..engine.setup import cell_of
-from ..engine.workflow import DEFAULT_BUNDLE, bundle_configs, evaluate, find_run_dir, load_config
+from ..engine.launch import release_memory, resume_training, run_training
+from ..engine.workflow import evaluate
 from ..errors import ConfigError, MedattnError, error_message, find_medattn_error
-from ..handlers.checkpoint import LAST_CHECKPOINT, read_run_info
-from ..stats.report import latex_table, markdown_table, terminal_table
-from ..tracking.runs import open_client
-from .cells import Cell, matrix
-from .launch import release_memory, resume_training, run_training
-from .leases import GRACE_S, try_claim
-from .search import SearchResult, search
-from .storage import default_storage, open_storage
-from .study_config import StudyConfig, load_study_config
+from ..explain.maps_command import explain
+from ..search.liveness import GRACE_S
+from ..search.search import SearchResult, search
+from ..search.storage import default_storage, open_storage
+from ..stats.compare import compare
+from ..stats.report import terminal_table
+from ..tracking.mlflow_runs import open_client
+from ..tracking.run_folder import LAST_CHECKPOINT, find_run_dir, read_run_info
+from .claims import try_claim
+from .config import StudyConfig, load_study_config
+from .plan import CellPlan, find_runs, is_done, plans_of
+from .summary import collect_runs, log_summary, summarize, wide_summary, write_summary
 
-__all__ = ["StudyIncomplete", "StudyResult", "study", "summarize"]
+__all__ = ["StudyIncomplete", "StudyResult", "study"]
 
 logger = logging.getLogger("medattn")
 _EVAL_SETTINGS = ("progress", "cache", "num_workers", "val_batch_size", "amp", "channels_last")
@@ -61,65 +63,6 @@ class StudyResult:
     failures: list[dict[str, Any]] = field(default_factory=list)
 
 
-@dataclass
-class _Plan:
-    """One cell on its way through the study: its bundle keys, then its parameters, then its runs."""
-
-    cell: Cell
-    bundle: str
-    base: dict[str, Any]
-    seeds: list[int]
-    params: dict[str, Any] | None = None
-    source: str = ""
-    cell_hash: str = ""
-    experiment: str = ""
-    tracking_uri: str | None = None
-
-    @property
-    def label(self) -> str:
-        return self.cell.label
-
-    def overrides(self, seed: int) -> dict[str, Any]:
-        return {**self.base, **(self.params or {}), "seed": seed}
-
-    def resolve(self) -> None:
-        """Fix the cell's identity (the design's ``cell`` tag) and experiment from its final configuration."""
-        parser = load_config(bundle_configs(self.bundle, "train.json"), **self.overrides(self.seeds[0]))
-        datalist = parser.get_parsed_content("datalist_content")
-        self.cell_hash = cell_of(parser.get_parsed_content("dataset_name"), datalist["split_hash"],
-                                 parser.get_parsed_content("hyper_parameters"))
-        self.experiment = parser.get_parsed_content("experiment_name")
-        self.tracking_uri = parser.get_parsed_content("tracking_uri")
-
-
-def _plans(cfg: StudyConfig) -> list[_Plan]:
-    cells = matrix(len(cfg.datasets), cfg.backbones, cfg.variants, cfg.baselines)
-    plans = []
-    for cell in cells:
-        dataset = dict(cfg.datasets[cell.dataset])
-        bundle = dataset.pop("bundle", DEFAULT_BUNDLE)
-        base = {"progress": False, **cfg.overrides, **dataset, **cell.network, "output_root": cfg.output_root}
-        if cfg.tracking_uri:
-            base["tracking_uri"] = cfg.tracking_uri
-        base["extra_tags"] = {**base.get("extra_tags", {}), "study": cfg.name}
-        plans.append(_Plan(cell, bundle, base, list(cfg.seeds)))
-    return plans
-
-
-def _find_runs(plan: _Plan, seed: int) -> list[Any]:
-    """The training runs of (cell, seed), newest first."""
-    client = open_client(plan.tracking_uri)
-    exp = client.get_experiment_by_name(plan.experiment)
-    if exp is None:
-        return []
-    query = f"tags.cell = '{plan.cell_hash}' and tags.seed = '{seed}' and tags.run_type = 'train'"
-    return client.search_runs([exp.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"])
-
-
-def _done(run: Any) -> bool:
-    return run.info.status == "FINISHED" and run.data.tags.get("evaluated") == "true"
-
-
 class _Runner:
     """Runs the plans of one study config in this worker."""
 
@@ -131,7 +74,7 @@ class _Runner:
         self.failures: list[dict[str, Any]] = []
 
     # --- parameters ------------------------------------------------------------------------------------------
-    def parameters(self, plan: _Plan) -> bool:
+    def parameters(self, plan: CellPlan) -> bool:
         """Set ``plan.params`` from the given ones or the cell's search; False while other workers still search."""
         given = self.cfg.params.get(plan.label, self.cfg.params.get("*"))
         search_cfg = self.cfg.search
@@ -155,12 +98,12 @@ class _Runner:
         return True
 
     # --- one (cell, seed) ------------------------------------------------------------------------------------
-    def _eval_settings(self, plan: _Plan) -> dict[str, Any]:
+    def _eval_settings(self, plan: CellPlan) -> dict[str, Any]:
         return {k: plan.base[k] for k in _EVAL_SETTINGS if k in plan.base}
 
-    def _advance(self, plan: _Plan, seed: int) -> tuple[str, str]:
+    def _advance(self, plan: CellPlan, seed: int) -> tuple[str, str]:
         """Take (cell, seed) one step to done, from whatever state MLflow records; returns (action, run id)."""
-        runs = _find_runs(plan, seed)
+        runs = find_runs(plan, seed)
         finished = [r for r in runs if r.info.status == "FINISHED"]
         if finished:
             run_dir, action = find_run_dir(finished[0].info.run_id, self.cfg.output_root, plan.tracking_uri), "evaluated"
@@ -182,12 +125,12 @@ class _Runner:
         open_client(plan.tracking_uri).set_tag(run_id, "evaluated", "true")
         return action, run_id
 
-    def ensure(self, plan: _Plan, seed: int) -> dict[str, Any] | None:
+    def ensure(self, plan: CellPlan, seed: int) -> dict[str, Any] | None:
         """Make (cell, seed) done; returns its outcome, or None when another worker holds it."""
         outcome = {"experiment": plan.experiment, "cell": plan.label, "cell_hash": plan.cell_hash, "seed": seed}
-        runs = _find_runs(plan, seed)
-        if runs and any(_done(r) for r in runs):
-            return {**outcome, "action": "skipped", "run_id": next(r.info.run_id for r in runs if _done(r))}
+        runs = find_runs(plan, seed)
+        if runs and any(is_done(r) for r in runs):
+            return {**outcome, "action": "skipped", "run_id": next(r.info.run_id for r in runs if is_done(r))}
         claim = try_claim(self._storage, f"{plan.experiment}/{plan.cell_hash}/s{seed}", GRACE_S)
         if claim is None:
             return None
@@ -210,7 +153,7 @@ class _Runner:
         return failure
 
     # --- the matrix ------------------------------------------------------------------------------------------
-    def run(self, plans: list[_Plan]) -> None:
+    def run(self, plans: list[CellPlan]) -> None:
         from tqdm.auto import tqdm
 
         total = sum(len(p.seeds) for p in plans)
@@ -245,103 +188,15 @@ class _Runner:
                     time.sleep(POLL_S)
 
 
-def _metric_columns(metrics: Mapping[str, float]) -> list[str]:
-    # the study's numbers: best_<key> and every evaluation metric, not the last epoch's per-epoch values
-    return sorted(k for k in metrics if f"best_{k}" not in metrics and k not in ("train_loss", "best_epoch"))
-
-
-def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std and n per cell and metric of a frame with one row per run (``experiment, cell, seed, …``).
-
-    Returns one row per (experiment, cell, metric) with ``n, mean, std``; std is the sample standard deviation
-    (n - 1), NaN for a single run.
-    """
-    id_cols = ["experiment", "cell", "cell_hash", "seed", "run_id", "run_name"]
-    metric_cols = [c for c in runs.columns if c not in id_cols]
-    long = runs.melt(id_vars=["experiment", "cell"], value_vars=metric_cols, var_name="metric").dropna()
-    grouped = long.groupby(["experiment", "cell", "metric"], sort=False)["value"]
-    return grouped.agg(n="count", mean="mean", std="std").reset_index()
-
-
-def _collect(plans: list[_Plan]) -> pd.DataFrame:
-    rows = []
-    for plan in plans:
-        if not plan.cell_hash:
-            continue
-        for seed in plan.seeds:
-            done = [r for r in _find_runs(plan, seed) if _done(r)]
-            if not done:
-                continue
-            run = done[0]
-            rows.append({"experiment": plan.experiment, "cell": plan.label, "cell_hash": plan.cell_hash, "seed": seed,
-                         "run_id": run.info.run_id, "run_name": run.info.run_name,
-                         **{k: run.data.metrics[k] for k in _metric_columns(run.data.metrics)}})
-    return pd.DataFrame(rows)
-
-
-def _wide(summary: pd.DataFrame, terminal: bool = False) -> pd.DataFrame:
-    if summary.empty:
-        return summary
-    shown = summary
-    if terminal:  # per-class recalls make the terminal table unreadable; they stay in the files
-        shown = summary[~summary["metric"].str.contains("_recall_")]
-    text = shown.assign(value=[f"{m:.4f} ± {s:.4f}" if pd.notna(s) else f"{m:.4f}"
-                               for m, s in zip(shown["mean"], shown["std"])])
-    table = text.pivot_table(index=["experiment", "cell"], columns="metric", values="value", aggfunc="first",
-                             sort=False)
-    n = shown.groupby(["experiment", "cell"], sort=False)["n"].max()
-    return table.assign(n=n).reset_index()
-
-
-def _write_summary(runs: pd.DataFrame, summary: pd.DataFrame, out: Path, cfg: StudyConfig,
-                   outcomes: list[dict[str, Any]]) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    files = {"study_runs.csv": runs, "study_summary.csv": summary}
-    for name, frame in files.items():
-        frame.to_csv(out / name, index=False)
-    wide = _wide(summary)
-    title = f"Study {cfg.name}: mean ± std over seeds"
-    (out / "study_summary.md").write_text(
-        f"# {title}\n\n" + (markdown_table(wide) if not wide.empty else "(no finished runs)") + "\n")
-    if not wide.empty:
-        (out / "study_summary.tex").write_text(latex_table(wide, title) + "\n")
-    (out / "study_outcomes.json").write_text(json.dumps(outcomes, indent=1, default=str) + "\n")
-    names = ("study_runs.csv", "study_summary.csv", "study_summary.md", "study_summary.tex", "study_outcomes.json")
-    return [out / n for n in names if (out / n).is_file()]
-
-
-def _log_summary(cfg: StudyConfig, plans: list[_Plan], files: list[Path], config_text: str) -> None:
-    """One bookkeeping run per experiment (``run_type=comparison``, tag ``study``) holding the summary files."""
-    from ..tracking import tracked_run, unique_run_name
-
-    by_experiment: dict[str, _Plan] = {}
-    for plan in plans:
-        if plan.experiment:
-            by_experiment.setdefault(plan.experiment, plan)
-    for experiment, plan in by_experiment.items():
-        tags = {"run_type": "comparison", "study": cfg.name}
-        params = {"cells": sum(p.experiment == experiment for p in plans), "seeds": json.dumps(cfg.seeds)}
-        with tracked_run(experiment, unique_run_name(f"study-{cfg.name}"), tags, plan.tracking_uri, params) as run:
-            run.client.log_text(run.run_id, config_text, "study_config.yaml")
-            for path in files:
-                run.client.log_artifact(run.run_id, str(path))
-
-
-def _compare(cfg: StudyConfig, plans: list[_Plan], out: Path) -> None:
-    from ..stats.compare import compare
-
+def _compare(cfg: StudyConfig, plans: list[CellPlan], out: Path) -> None:
     settings = {k: v for k, v in cfg.compare.items() if k != "enabled"}
     for experiment in sorted({p.experiment for p in plans if p.experiment}):
         uri = next(p.tracking_uri for p in plans if p.experiment == experiment)
         compare(experiment, out=str(out / "comparison" / experiment), tracking_uri=uri, **settings)
 
 
-def _explain(cfg: StudyConfig, runs: pd.DataFrame, plans: list[_Plan]) -> None:
+def _explain(cfg: StudyConfig, runs: pd.DataFrame, plans: list[CellPlan]) -> None:
     """``medattn explain`` on the first seed's run of every cell, unless that run was explained already."""
-    explain = getattr(importlib.import_module("medattn_monai.explain"), "explain", None)
-    if explain is None:  # a version without the explain command
-        print("explain: skipped (this version has no `medattn explain`)")
-        return
     settings = {k: v for k, v in cfg.explain.items() if k != "enabled"}
     uris = {p.experiment: p.tracking_uri for p in plans}
     for (experiment, cell), group in runs.groupby(["experiment", "cell"], sort=False):
@@ -388,23 +243,23 @@ def study(config: str | None = None, demo: bool = False, out: str | None = None,
             load_study_config(config)  # the precise error (missing file, bad YAML)
     raw = {**raw, **changes, **({"out": out} if out else {})}
     cfg = StudyConfig.from_dict(raw, source=str(config or "the demo study"))
-    plans = _plans(cfg)
+    plans = plans_of(cfg)
     print(f"study {cfg.name}: {len(plans)} cells × {len(cfg.seeds)} seeds "
           f"({', '.join(p.label for p in plans)}); Optuna storage {cfg.storage or default_storage(cfg.output_root)}")
     runner = _Runner(cfg)
     runner.run(plans)
 
     out_dir = Path(cfg.out)
-    runs = _collect(plans)
+    runs = collect_runs(plans)
     summary = summarize(runs) if len(runs) else pd.DataFrame(columns=["experiment", "cell", "metric", "n", "mean", "std"])
-    files = _write_summary(runs, summary, out_dir, cfg, runner.outcomes)
-    wide = _wide(summary, terminal=True)
+    files = write_summary(runs, summary, out_dir, cfg, runner.outcomes)
+    wide = wide_summary(summary, terminal=True)
     print("\n" + (terminal_table(wide) if not wide.empty else "no finished runs") + "\n")
     counts: dict[str, int] = {}
     for o in runner.outcomes:
         counts[o["action"]] = counts.get(o["action"], 0) + 1
     print("runs: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) + f"; summary in {out_dir}")
-    _log_summary(cfg, plans, files, yaml.safe_dump(raw, sort_keys=False))
+    log_summary(cfg, plans, files, yaml.safe_dump(raw, sort_keys=False))
     if cfg.compare["enabled"] and len(runs):
         _compare(cfg, plans, out_dir)
     if cfg.explain["enabled"] and len(runs):

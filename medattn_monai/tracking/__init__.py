@@ -1,12 +1,15 @@
-"""MLflow tracking: store resolution, run naming and the tag vocabulary shared by every command."""
+"""MLflow tracking and the run folder: store resolution, run names and tags, opening and closing runs, and the one
+module that knows a trained run's files (:mod:`.run_folder`)."""
 
 from __future__ import annotations
 
-from .naming import RUN_TYPES, TAG_KEYS, cell_hash, git_commit, make_run_name, unique_run_name
-from .tracked_run import TrackedRun, tracked_run
+from .naming import RUN_TYPES, TAG_KEYS, cell_hash, git_commit, make_run_name, network_label, unique_run_name
+from .run_folder import BEST_MODEL, LAST_CHECKPOINT, RUN_INFO, RunLocation, load_network, locate_run, read_run_info
 from .store import default_artifact_location, mlflow_ui_command, resolve_tracking_uri
+from .tracked_run import TrackedRun, tracked_run
 
 __all__ = [
-    "RUN_TYPES", "TAG_KEYS", "cell_hash", "default_artifact_location", "git_commit", "make_run_name",
-    "mlflow_ui_command", "resolve_tracking_uri", "TrackedRun", "tracked_run", "unique_run_name",
+    "BEST_MODEL", "LAST_CHECKPOINT", "RUN_INFO", "RUN_TYPES", "TAG_KEYS", "RunLocation", "TrackedRun", "cell_hash",
+    "default_artifact_location", "git_commit", "load_network", "locate_run", "make_run_name", "mlflow_ui_command",
+    "network_label", "read_run_info", "resolve_tracking_uri", "tracked_run", "unique_run_name",
 ]

@@ -1,18 +1,27 @@
-"""Opening, reattaching and closing MLflow runs with the project's store and status rules."""
+"""Opening, reattaching and closing MLflow runs with the project's store and status rules.
+
+Status rules (one function, :func:`final_status`): a run that ends normally is FINISHED; an exception ends it
+FAILED; Ctrl-C, or a search trial stopped by its pruner (Optuna's ``TrialPruned``), ends it KILLED.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence, Union
 
 from ..errors import ConfigError
 from .store import default_artifact_location, resolve_tracking_uri
 
 __all__ = ["open_client", "get_or_create_experiment", "create_run", "reopen_run", "log_params_once", "log_artifact",
-           "end_run", "stringify"]
+           "log_metrics", "end_run", "final_status", "is_pruned", "stringify"]
+
+# MLflow's limit of metrics per log_batch request
+_BATCH = 1000
+MetricValues = Union[Mapping[str, float], Sequence[tuple[str, float, int]]]
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +122,35 @@ def log_artifact(client: Any, run_id: str, path: str | Path, artifact_path: str 
         except OSError:  # another file system, or links not allowed: copy as MLflow does
             pass
     client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+
+
+def log_metrics(client: Any, run_id: str, metrics: MetricValues, step: int = 0) -> None:
+    """Log metrics in batches: a mapping ``{key: value}`` (all at ``step``) or ``(key, value, step)`` triples."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    triples = [(k, v, step) for k, v in metrics.items()] if isinstance(metrics, Mapping) else list(metrics)
+    batch = [Metric(key, float(value), now, int(s)) for key, value, s in triples]
+    for i in range(0, len(batch), _BATCH):
+        client.log_batch(run_id, metrics=batch[i : i + _BATCH])
+
+
+def is_pruned(e: BaseException) -> bool:
+    """Whether ``e`` is (or wraps) a hyper-parameter search stopping the run early (Optuna's ``TrialPruned``).
+
+    Checked without importing Optuna: a run that is not part of a search never loads it.
+    """
+    from ..errors import find_cause
+
+    optuna = sys.modules.get("optuna")
+    return optuna is not None and find_cause(e, optuna.TrialPruned) is not None
+
+
+def final_status(error: BaseException | None = None) -> str:
+    """The status a run ends with: FINISHED without ``error``, KILLED for Ctrl-C or a pruned trial, else FAILED."""
+    if error is None:
+        return "FINISHED"
+    return "KILLED" if isinstance(error, KeyboardInterrupt) or is_pruned(error) else "FAILED"
 
 
 def end_run(client: Any, run_id: str, status: str, artifacts: Iterable[Any] = ()) -> None:

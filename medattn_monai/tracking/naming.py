@@ -1,4 +1,4 @@
-"""Run names, cell hashes and the tag vocabulary of ``docs/tracking.md``."""
+"""Run names, network labels, cell hashes and the tag vocabulary (see ``docs/architecture.md``, "Tracking")."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["RUN_TYPES", "TAG_KEYS", "make_run_name", "unique_run_name", "cell_hash", "git_commit"]
+__all__ = ["RUN_TYPES", "TAG_KEYS", "make_run_name", "network_label", "run_name_for", "unique_run_name", "cell_hash",
+           "git_commit"]
 
 RUN_TYPES = ("train", "trial", "search", "comparison", "explain")
 TAG_KEYS = (
@@ -30,6 +31,25 @@ def unique_run_name(prefix: str) -> str:
 def make_run_name(backbone: str, attention: str, seed: int) -> str:
     """A training run's name: ``<backbone>-<attention>-s<seed>-<YYYYmmdd-HHMMSS>-<4 hex>``."""
     return unique_run_name(f"{backbone}-{attention}-s{int(seed)}")
+
+
+def network_label(backbone: str, attention: str = "none", baseline: str | None = None,
+                  matched_to: str | None = None, family: str | None = None) -> str:
+    """A short readable name: ``resnet18-ga``, ``resnet18-plain``, ``resnet18-matched-ga``, ``vit-resnet18``."""
+    if backbone == "vit":
+        return f"vit-{family or 'resnet18'}"
+    if baseline == "size_matched":
+        return f"{backbone}-matched-{matched_to}"
+    return f"{backbone}-plain" if attention == "none" else f"{backbone}-{attention}"
+
+
+def run_name_for(resume_from: str | None, backbone: str, attention: str, seed: int, run_name: str | None = None) -> str:
+    """The run's name: the resumed run's, a given one, or a new unique ``<backbone>-<attention>-s<seed>-…`` name."""
+    if resume_from:
+        from .run_folder import read_run_info
+
+        return read_run_info(resume_from)["run_name"]
+    return run_name or make_run_name(backbone, attention, seed)
 
 
 def cell_hash(config: Mapping[str, Any], exclude: tuple[str, ...] = ("seed",)) -> str:

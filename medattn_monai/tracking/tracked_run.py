@@ -1,7 +1,8 @@
 """One MLflow run from start to end status, without MLflow's global state.
 
 Every command that records something (a comparison, an explanation) opens its run here, so the status rules of
-``design.md`` hold everywhere: an exception ends the run FAILED, Ctrl-C ends it KILLED, a normal exit FINISHED.
+:func:`~medattn_monai.tracking.mlflow_runs.final_status` hold everywhere: an exception ends the run FAILED, Ctrl-C
+ends it KILLED, a normal exit FINISHED.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator, Mapping, NamedTuple
 
 from .naming import RUN_TYPES, git_commit
-from .runs import get_or_create_experiment, open_client
+from .mlflow_runs import final_status, get_or_create_experiment, open_client
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -38,7 +39,8 @@ def tracked_run(
     Args:
         experiment: experiment name; a new one gets :func:`default_artifact_location`.
         run_name: the run's name (see :func:`unique_run_name`).
-        tags: tags of the vocabulary in ``design.md``; ``run_type`` is required, ``git_commit`` is added if absent.
+        tags: tags of the project's vocabulary (:data:`~medattn_monai.tracking.naming.TAG_KEYS`); ``run_type`` is
+            required, ``git_commit`` is added if absent.
         tracking_uri: see :func:`resolve_tracking_uri`.
         params: logged as parameters at the start.
     """
@@ -52,10 +54,7 @@ def tracked_run(
         for key, value in (params or {}).items():
             client.log_param(run_id, key, value)
         yield TrackedRun(client, run_id)
-    except KeyboardInterrupt:
-        client.set_terminated(run_id, "KILLED")
+    except BaseException as e:
+        client.set_terminated(run_id, final_status(e))
         raise
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_terminated(run_id, "FINISHED")
+    client.set_terminated(run_id, final_status())

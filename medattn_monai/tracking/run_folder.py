@@ -1,0 +1,202 @@
+"""A trained run: the one place that knows its folder, its files and how to rebuild its model.
+
+A training writes ``<output_root>/<experiment>/<run name>/``:
+
+- ``run.json`` (:data:`RUN_INFO`): what the run is: name, hyper-parameters, network arguments, classes, data
+  paths, and the MLflow run id, experiment and store when the run is tracked;
+- ``model.pt`` (:data:`BEST_MODEL`): the best weights by the key metric, a plain ``state_dict``;
+- ``checkpoint_last.pt`` (:data:`LAST_CHECKPOINT`): the full state after the last completed epoch (model,
+  optimizer, scheduler, engine, and the run's history under ``"run"``).
+
+The same files are the run's MLflow artifacts (``model.pt`` at the artifact root), so a run whose folder is not on
+this machine (a team sharing one tracking server) is read from its artifacts: :func:`locate_run` finds a run by its
+folder or its MLflow run id and downloads what is missing; :func:`load_network` rebuilds its network with its
+weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..errors import ConfigError
+
+__all__ = [
+    "BEST_MODEL", "LAST_CHECKPOINT", "RUN_INFO", "RunLocation", "find_run_dir", "latest_run_dir", "load_network",
+    "locate_run", "mlflow_record", "output_dir_for", "read_run_info", "recorded_best_value", "resume_checkpoint", "update_run_info",
+]
+
+logger = logging.getLogger("medattn")
+
+RUN_INFO = "run.json"
+BEST_MODEL = "model.pt"
+LAST_CHECKPOINT = "checkpoint_last.pt"
+
+
+def read_run_info(run_dir: str | Path) -> dict[str, Any]:
+    """The ``run.json`` of a run folder (see the module docstring)."""
+    path = Path(run_dir) / RUN_INFO
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a run folder: {RUN_INFO} not found")
+    return json.loads(path.read_text())
+
+
+def update_run_info(run_dir: str | Path, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``fields`` into the run folder's ``run.json`` (written atomically); returns the result."""
+    path = Path(run_dir) / RUN_INFO
+    info = json.loads(path.read_text()) if path.is_file() else {}
+    info.update(fields)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{RUN_INFO}.tmp")
+    tmp.write_text(json.dumps(info, indent=1, default=str) + "\n")
+    os.replace(tmp, path)
+    return info
+
+
+def output_dir_for(resume_from: str | None, output_root: str, experiment: str, run_name: str) -> str:
+    """The run folder: the resumed one, else ``<output_root>/<experiment>/<run_name>``."""
+    return str(resume_from) if resume_from else os.path.join(output_root, experiment, run_name)
+
+
+def resume_checkpoint(resume_from: str | None) -> str | None:
+    """``checkpoint_last.pt`` of the run folder being resumed, if it has one (a run killed in epoch 1 has none)."""
+    if not resume_from:
+        return None
+    if not Path(resume_from).is_dir():
+        raise ConfigError(f"resume_from={resume_from!r} is not a run folder")
+    path = Path(resume_from) / LAST_CHECKPOINT
+    return str(path) if path.is_file() else None
+
+
+def recorded_best_value(run_dir: str | Path) -> float | None:
+    """The run's best key-metric value (``best_val_bacc``) as its last checkpoint records it."""
+    import torch
+
+    path = Path(run_dir) / LAST_CHECKPOINT
+    if not path.is_file():
+        return None
+    value = torch.load(path, map_location="cpu", weights_only=True)["run"]["best_value"]
+    return None if value is None else float(value)
+
+
+def latest_run_dir(output_root: str) -> str:
+    """The most recently started run folder under ``output_root`` that has a best model."""
+    root = Path(output_root)
+    runs = [p.parent for p in root.glob(f"*/*/{RUN_INFO}") if (p.parent / BEST_MODEL).is_file()]
+    if not runs:
+        raise ConfigError(f"no trained run (a folder with {RUN_INFO} and {BEST_MODEL}) under {root}: pass --run_dir")
+    return str(max(runs, key=lambda p: (p / RUN_INFO).stat().st_mtime))
+
+
+def mlflow_record(client: Any, run_id: str) -> Any:
+    """The MLflow run ``run_id`` of ``client``'s store; a clear error when the store has no such run."""
+    try:
+        return client.get_run(run_id)
+    except Exception:  # noqa: BLE001 - MLflow raises several types for a missing run
+        raise ConfigError(f"{run_id!r} is neither a run folder nor an MLflow run id in {client.tracking_uri}") from None
+
+
+def find_run_dir(run: str, output_root: str = "runs", tracking_uri: str | None = None) -> str:
+    """A run folder on this machine from its path, or from its MLflow run id (looked up in the store, then under
+    ``output_root``)."""
+    if Path(run, RUN_INFO).is_file():
+        return str(run)
+    from .mlflow_runs import open_client
+
+    client = open_client(tracking_uri)
+    info = mlflow_record(client, run).info
+    experiment = client.get_experiment(info.experiment_id).name
+    candidate = Path(output_root) / experiment / info.run_name
+    if not Path(candidate, RUN_INFO).is_file():
+        raise ConfigError(f"run {run} ({info.run_name}) has no run folder at {candidate}: pass the folder instead")
+    return str(candidate)
+
+
+@dataclass(frozen=True)
+class RunLocation:
+    """Where a run's files are on this machine: its own folder, or a folder its artifacts were downloaded to."""
+
+    run_dir: Path
+    info: dict[str, Any]
+    downloaded: bool = False
+
+    @property
+    def run_id(self) -> str | None:
+        """The MLflow run id (None when the run was not tracked)."""
+        return self.info.get("run_id")
+
+
+def _download(client: Any, run_id: str, folder: Path, names: Sequence[str]) -> None:
+    """The artifacts ``names`` of a run into ``folder``; ``run.json`` is required, the others may be missing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        try:
+            client.download_artifacts(run_id, name, str(folder))
+        except Exception as e:  # noqa: BLE001 - a missing artifact surfaces as several types
+            if name == RUN_INFO:
+                raise ConfigError(f"run {run_id} has no run folder here and no {RUN_INFO} artifact: {e}") from None
+
+
+def locate_run(run: str | Path, output_root: str = "runs", tracking_uri: str | None = None,
+               download_dir: str | Path | None = None,
+               artifacts: Sequence[str] = (RUN_INFO, BEST_MODEL)) -> RunLocation:
+    """Find a run by its folder or its MLflow run id; download its ``artifacts`` when its folder is not here.
+
+    Args:
+        run: a run folder, or an MLflow run id (its folder is looked up as ``<output_root>/<experiment>/<name>``).
+        output_root: where run folders live.
+        tracking_uri: the MLflow store of a run id (default: see ``resolve_tracking_uri``).
+        download_dir: where a run without a local folder is downloaded (default: a new temporary folder).
+        artifacts: the files to download for such a run (``run.json`` is always needed).
+
+    Raises:
+        ConfigError: neither a run folder nor a run id of the store, or the run has no ``run.json`` artifact.
+    """
+    run = str(run)
+    try:
+        run_dir = Path(find_run_dir(run, output_root, tracking_uri))
+    except ConfigError:
+        if Path(run).exists():  # a path that is not a run folder: the lookup's message says so
+            raise
+        from .mlflow_runs import open_client
+
+        client = open_client(tracking_uri)
+        record = mlflow_record(client, run)
+        folder = Path(download_dir) if download_dir else Path(tempfile.mkdtemp(prefix=f"medattn-run-{run[:8]}-"))
+        _download(client, record.info.run_id, folder, artifacts)
+        logger.info("run %s has no folder under %s: its artifacts %s were downloaded to %s", run, output_root,
+                    ", ".join(artifacts), folder)
+        return RunLocation(folder, read_run_info(folder), downloaded=True)
+    return RunLocation(run_dir, read_run_info(run_dir))
+
+
+def load_network(location: RunLocation, device: Any = "cpu") -> Any:
+    """The run's network rebuilt from ``run.json``'s ``network_args`` with the weights of ``model.pt``, in eval mode.
+
+    Raises:
+        ConfigError: the run has no ``model.pt`` (stopped before its first validation), or the network does not
+            rebuild from its arguments with those weights exactly (a changed network, a corrupt file).
+    """
+    import torch
+
+    from ..networks import build_network
+
+    path = location.run_dir / BEST_MODEL
+    label = f"{location.info.get('run_name', location.run_dir.name)} ({location.run_dir})"
+    if not path.is_file():
+        where = f"in {location.run_dir}" + (" (downloaded) nor among its MLflow artifacts" if location.downloaded else "")
+        raise ConfigError(f"run {label} has no checkpoint: {BEST_MODEL} is not {where}; was the training stopped "
+                          "before its first validation?")
+    args = location.info.get("network_args")
+    try:
+        network = build_network(**args)
+        network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as e:  # noqa: BLE001 - a bad argument, a changed network or a corrupt file: all refuse
+        raise ConfigError(f"the network of run {label} cannot be rebuilt from run.json's network_args {args} "
+                          f"with its {BEST_MODEL}: {e}") from None
+    return network.to(device).eval()
