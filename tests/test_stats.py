@@ -21,7 +21,7 @@ from medattn_monai.stats import (
     bootstrap_mean_diff_ci, compare_runs, detectable_difference, friedman_nemenyi, hedges_g, holm, min_mwu_p,
     min_wilcoxon_p, mwu_p, nemenyi_different_pairs, paired_t_p, runs_frame, variant_of, welch_p, wilcoxon_p,
 )
-from medattn_monai.stats.comparison import COMPARISON_COLUMNS, PAIRED_COLUMNS
+from medattn_monai.stats.frame_comparison import COMPARISON_COLUMNS, PAIRED_COLUMNS
 from medattn_monai.stats.report import latex_table, markdown_table
 
 X5 = [1, 2, 3, 4, 5]

@@ -1,22 +1,23 @@
 """Statistics over runs: does a variant score differently from its references, and could the design tell?
 
 Works on data frames of runs (one row per run, its group and its metric value) and needs no model. The pieces:
-:mod:`.runs` (MLflow -> frame), :mod:`.variants` (tags -> group), :mod:`.two_sample` (tests, effect sizes),
-:mod:`.power`, :mod:`.correction` (Holm), :mod:`.ranking` (Friedman/Nemenyi), :mod:`.comparison` (all of it on a
-frame), :mod:`.report` and :mod:`.plots` (outputs), :mod:`.compare` (the ``medattn compare`` command).
+:mod:`.run_table` (MLflow records -> a frame of runs), :mod:`.variants` (tags -> group), :mod:`.two_sample`
+(tests, effect sizes), :mod:`.power`, :mod:`.correction` (Holm), :mod:`.ranking` (Friedman/Nemenyi),
+:mod:`.frame_comparison` (all of it on a frame), :mod:`.report` and :mod:`.plots` (outputs), :mod:`.compare` (the
+``medattn compare`` command: read MLflow, compare, write and log the outputs).
 See ``docs/statistics.md`` for what each number means. Importing this package loads neither MLflow nor autorank.
 """
 
 from __future__ import annotations
 
-from .comparison import (
+from .frame_comparison import (
     COMPARISON_COLUMNS, FRIEDMAN_COLUMNS, GROUP_COLUMNS, PAIRED_COLUMNS, ComparisonResult, compare_runs,
     summarize_groups,
 )
 from .correction import holm
 from .power import detectable_difference, min_mwu_p, min_wilcoxon_p
 from .ranking import FriedmanResult, friedman_nemenyi, nemenyi_different_pairs
-from .runs import load_runs, runs_frame
+from .run_table import load_runs, runs_frame
 from .two_sample import (
     bootstrap_mean_diff_ci, hedges_g, mwu_p, paired_t_p, pooled_std, welch_p, wilcoxon_p,
 )

@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ConfigError
-from .comparison import ComparisonResult, compare_runs
+from .frame_comparison import ComparisonResult, compare_runs
 from .plots import cd_figure, runs_figure
 from .report import latex_report, markdown_report, terminal_report
-from .runs import load_runs
+from .run_table import load_runs
 from .two_sample import ALTERNATIVES
 
 __all__ = ["compare", "write_outputs"]

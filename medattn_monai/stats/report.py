@@ -7,7 +7,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from .comparison import ComparisonResult
+from .frame_comparison import ComparisonResult
 
 __all__ = ["format_cells", "markdown_table", "latex_table", "terminal_table", "markdown_report", "latex_report",
            "terminal_report"]

@@ -3,7 +3,7 @@
 Within each dataset × family, every attention variant is compared with the plain CNN, with its size-matched CNN
 and with the ViT, when those groups exist. Holm's correction runs over the comparisons of one dataset × family,
 separately for each test. Nothing here reads MLflow or writes files: :func:`compare_runs` maps a frame of runs
-(:func:`medattn_monai.stats.runs.runs_frame`) to frames of results.
+(:func:`medattn_monai.stats.run_table.runs_frame`) to frames of results.
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def compare_runs(
     """Compare the groups of ``runs`` (columns ``dataset, family, variant, seed, value``).
 
     Args:
-        runs: one row per run, as made by :func:`medattn_monai.stats.runs.runs_frame`.
+        runs: one row per run, as made by :func:`medattn_monai.stats.run_table.runs_frame`.
         alternative: ``two-sided`` (default), or ``greater`` for "the attention variant scores higher".
         alpha: the significance level of the warnings, the power analysis and the Nemenyi critical difference.
         power: the power at which ``detectable_diff`` is computed.
