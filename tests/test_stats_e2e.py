@@ -228,3 +228,57 @@ def test_compare_as_a_real_process(store, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("medattn: error: no experiment 'nope'")
 
+
+# --- runs of several configurations ---------------------------------------------------------------------------------
+
+CELLS = "cells"
+CELL_RUNS = {  # variant, epochs, cell tag -> values by seed
+    ("ga", "3", "cell-ga3"): [0.75, 0.76, 0.77, 0.78, 0.79],
+    ("plain", "3", "cell-plain3"): [0.70, 0.71, 0.72, 0.73, 0.74],
+    ("plain", "2", "cell-plain2"): [0.60, 0.61, 0.62, 0.63, 0.64],
+}
+
+
+@pytest.fixture(scope="module")
+def cell_store(tmp_path_factory):
+    """ga trained 3 epochs; plain trained 3 epochs and, in another cell, 2 epochs: the issue's pooled "plain"."""
+    from mlflow.entities import Metric, Param
+
+    uri, client, (exp,) = _new_store(tmp_path_factory, CELLS)
+    for (variant, epochs, cell), values in CELL_RUNS.items():
+        for seed, value in enumerate(values):
+            tags = {**_tags("resnet18", variant, seed), "dataset": CELLS, "cell": cell, "split_hash": "s1"}
+            run = client.create_run(exp, run_name=f"{variant}-e{epochs}-s{seed}", tags=tags)
+            params = {"epochs": epochs, "seed": str(seed), "learning_rate": "0.001", "num_workers": str(seed % 3)}
+            client.log_batch(run.info.run_id, metrics=[Metric("test_bacc", value, 0, 0)],
+                             params=[Param(k, v) for k, v in params.items()])
+            client.set_terminated(run.info.run_id, "FINISHED")
+    return uri
+
+
+def test_compare_refuses_a_variant_pooled_from_two_cells(cell_store, tmp_path, capsys):
+    code = main(["compare", "--experiment", CELLS, "--tracking-uri", cell_store, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("medattn: error: cells/resnet18: the runs of plain come from 2 configurations")
+    assert "they differ in epochs (2 / 3)" in err[0] and "--split_cells" in err[0]
+    assert not (tmp_path / "out").exists()  # a refusal writes nothing
+
+
+@pytest.mark.parametrize("flag", ["--split_cells", "--split-cells"])
+def test_compare_split_cells_reports_each_setting_apart(cell_store, tmp_path, capsys, flag):
+    out = tmp_path / "out"
+    code = main(["compare", "--experiment", CELLS, "--tracking-uri", cell_store, "--out", str(out), flag,
+                 "--log=False"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "== cells / resnet18 [epochs=2] ==" in printed and "split_cells = True" in printed
+    groups = pd.read_csv(out / "groups.csv")
+    assert list(zip(groups["family"], groups["variant"], groups["n"])) == [
+        ("resnet18 [epochs=2]", "plain", 5), ("resnet18 [epochs=3]", "plain", 5), ("resnet18 [epochs=3]", "ga", 5)]
+    table = pd.read_csv(out / "comparison.csv")
+    assert table[["family", "variant", "reference", "n_reference"]].values.tolist() == [
+        ["resnet18 [epochs=3]", "ga", "plain", 5]]
+    assert table["mean_reference"].iloc[0] == pytest.approx(0.72)
+    inputs = pd.read_csv(out / "input_runs.csv")
+    assert sorted(set(inputs["params.epochs"])) == [2, 3] and set(inputs["cell"]) == {c for _, _, c in CELL_RUNS}

@@ -12,6 +12,7 @@ See ``docs/statistics.md`` for what each number means. Importing this package lo
 
 from __future__ import annotations
 
+from .cell_groups import SHARED_SETTINGS, group_runs
 from .comparison_settings import DEFAULT_SETTINGS, ComparisonSettings
 from .correction import holm
 from .frame_comparison import (
@@ -29,8 +30,8 @@ from .variants import variant_label, variant_of
 
 __all__ = [
     "CI_METHODS", "COMPARISON_COLUMNS", "DEFAULT_SETTINGS", "FRIEDMAN_COLUMNS", "GROUP_COLUMNS", "PAIRED_COLUMNS",
-    "ComparisonResult", "ComparisonSettings", "FriedmanResult", "bootstrap_mean_diff_ci",
-    "compare_runs", "detectable_difference", "friedman_nemenyi", "hedges_g", "holm", "load_runs",
+    "SHARED_SETTINGS", "ComparisonResult", "ComparisonSettings", "FriedmanResult", "bootstrap_mean_diff_ci",
+    "compare_runs", "detectable_difference", "friedman_nemenyi", "group_runs", "hedges_g", "holm", "load_runs",
     "min_mwu_p", "min_wilcoxon_p", "mwu_p", "nemenyi_different_pairs", "paired_t_p", "pooled_std", "runs_frame",
     "summarize_groups", "variant_label", "variant_of", "welch_mean_diff_ci", "welch_p", "wilcoxon_p",
 ]

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from .cell_groups import group_runs
 from .comparison_settings import DEFAULT_SETTINGS, ComparisonSettings
 from .correction import holm
 from .power import detectable_difference, min_mwu_p, min_wilcoxon_p
@@ -261,7 +262,8 @@ def compare_runs(runs: pd.DataFrame, settings: ComparisonSettings | None = None,
     missing = {"dataset", "family", "variant", "seed", "value"} - set(runs.columns)
     if missing:
         raise ValueError(f"runs frame lacks columns {sorted(missing)}")
-    rows, friedman_rows, notes, rankings = [], [], [], {}
+    runs, notes = group_runs(runs, split_cells=settings.split_cells)
+    rows, friedman_rows, rankings = [], [], {}
     for where, family in runs.groupby(["dataset", "family"], sort=True):
         groups = {str(name): group for name, group in family.groupby("variant")}
         family_rows, family_notes = _compare_family(where, groups, settings)
