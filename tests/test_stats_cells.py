@@ -107,6 +107,12 @@ def test_runs_without_cell_tags_are_told_apart_by_their_settings():
                      "apart only by the logged settings (split_hash, epochs, image_size)"]
 
 
+def test_a_frame_glued_from_two_keeps_its_runs_apart():
+    first, second = _frame([("ga", "c-ga", GA3, {})]), _frame([("plain", "c-p", PLAIN3, {})])
+    grouped, _ = group_runs(pd.concat([first, second]))  # index labels 0..4 twice
+    assert grouped["variant"].tolist() == ["ga"] * 5 + ["plain"] * 5
+
+
 def test_cells_that_no_param_tells_apart_are_labelled_by_cell():
     runs = _frame([("ga", "c-ga", GA3, {}), ("plain", "c-1", PLAIN3, {}), ("plain", "c-2", PLAIN2, {})])
     with pytest.raises(ConfigError, match="no logged param tells them apart"):

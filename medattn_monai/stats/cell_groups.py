@@ -145,9 +145,11 @@ def group_runs(runs: pd.DataFrame, split_cells: bool = False) -> tuple[pd.DataFr
         ConfigError: without ``split_cells``, a variant's runs span several configurations, or the variants of a
             dataset × family were trained with different :data:`SHARED_SETTINGS`; the message names the keys.
     """
-    if runs.empty:
-        return runs.copy(), []
     columns = config_columns(runs)
+    if runs.empty or ("cell" not in runs.columns and not columns):
+        return runs.copy(), []
+    # positions, not labels: a frame glued together from several may repeat index labels
+    runs = runs.reset_index(drop=True)
     cells = (runs["cell"].map(lambda c: "" if _text(c) == NOT_LOGGED else str(c).strip()) if "cell" in runs.columns
              else pd.Series("", index=runs.index, dtype=object))
     values = pd.DataFrame({key: runs[column].map(_text) for key, column in columns.items()}, index=runs.index)
