@@ -3,7 +3,8 @@
 Sources of the expected values (the "why we trust it" of each literal):
 - by hand: exact rank-test p-values (counting orderings / sign patterns), Holm, Hedges' g, Friedman's statistic.
 - mpmath 1.3 (30 digits): Student-t tail probabilities as the regularized incomplete beta
-  ``I_{df/(df+t^2)}(df/2, 1/2)``, and the normal tail for the tie-corrected Mann–Whitney approximation.
+  ``I_{df/(df+t^2)}(df/2, 1/2)`` (and t quantiles by ``findroot`` on it), and the normal tail for the
+  tie-corrected Mann–Whitney approximation.
 - scipy.optimize.brentq on scipy.stats.nct power curves (the code uses statsmodels); R's
   ``power.t.test(n=10, power=0.8)`` gives the same delta = 1.324947.
 - Demšar (2006, JMLR 7, Table 5): Nemenyi's q_0.05 = 2.343 for k = 3.
@@ -19,9 +20,10 @@ import pytest
 
 from medattn_monai.stats import (
     bootstrap_mean_diff_ci, compare_runs, detectable_difference, friedman_nemenyi, hedges_g, holm, min_mwu_p,
-    min_wilcoxon_p, mwu_p, nemenyi_different_pairs, paired_t_p, runs_frame, variant_of, welch_p, wilcoxon_p,
+    min_wilcoxon_p, mwu_p, nemenyi_different_pairs, paired_t_p, runs_frame, variant_of, welch_mean_diff_ci, welch_p,
+    wilcoxon_p,
 )
-from medattn_monai.stats.comparison import COMPARISON_COLUMNS, PAIRED_COLUMNS
+from medattn_monai.stats.frame_comparison import COMPARISON_COLUMNS, PAIRED_COLUMNS
 from medattn_monai.stats.report import latex_table, markdown_table
 
 X5 = [1, 2, 3, 4, 5]
@@ -99,7 +101,20 @@ def test_hedges_g_by_hand():
     assert hedges_g(X5, Y5) == pytest.approx(-1.2 * 28 / 31, rel=1e-12)
 
 
-# --- bootstrap ----------------------------------------------------------------------------------------------------
+# --- intervals of the mean difference -----------------------------------------------------------------------------
+
+def test_welch_interval_matches_incomplete_beta():
+    # d = -3, se = sqrt(2.5/5 + 10/5), Welch df = 5.88235; t_0.975 = 2.45882370969915 (mpmath findroot on betainc)
+    assert welch_mean_diff_ci(X5, Y5) == pytest.approx((-6.88774164373698, 0.887741643736976), rel=1e-9)
+    assert welch_mean_diff_ci([1, 1, 1], [0, 0, 0]) == (1.0, 1.0)  # no spread at all: the difference itself
+    assert welch_mean_diff_ci([0.1 + 0.2, 0.3], [0.1, 0.1]) == pytest.approx((0.2, 0.2))  # float noise is no spread
+    assert all(map(math.isnan, welch_mean_diff_ci([1], [0, 0])))
+    # leading axes are independent comparisons: the same numbers, computed at once
+    low, high = welch_mean_diff_ci(np.array([X5, Y5]), np.array([Y5, X5]))
+    assert low == pytest.approx([-6.88774164373698, -0.887741643736976], rel=1e-9)
+    assert high == pytest.approx([0.887741643736976, 6.88774164373698], rel=1e-9)
+
+
 
 def test_bootstrap_ci_seeded_values():
     # Reference: the indices drawn as bootstrap_mean_diff_ci documents (default_rng(0), x then y), the means and
@@ -272,6 +287,14 @@ def test_compare_runs_groups_comparisons_and_holm():
     assert res.loc["ga", "n_pairs"] == 5
     assert res.loc["ga", "wilcoxon_p"] == pytest.approx(2 / 32)
     assert res.loc["ga", "holm_wilcoxon_p"] == pytest.approx(min(1.0, 2 * 2 / 32))
+    # the interval is Welch's by default, the bootstrap's on request
+    assert res.loc["ga", "ci_method"] == "welch"
+    x, y = [0.80, 0.815, 0.83, 0.845, 0.86], [0.70, 0.71, 0.72, 0.73, 0.74]
+    assert (res.loc["ga", "ci_low"], res.loc["ga", "ci_high"]) == welch_mean_diff_ci(x, y)
+    boot = compare_runs(runs, ci_method="bootstrap", n_boot=500, seed=3).comparisons
+    boot = boot[(boot["family"] == "resnet18") & (boot["variant"] == "ga")].iloc[0]
+    assert boot["ci_method"] == "bootstrap"
+    assert (boot["ci_low"], boot["ci_high"]) == bootstrap_mean_diff_ci(x, y, n_boot=500, seed=3)
     # densenet121 is its own Holm family: m = 1, so the adjusted p is the raw one
     dn = rows[rows["family"] == "densenet121"].iloc[0]
     assert dn["holm_welch_p"] == pytest.approx(dn["welch_p"])

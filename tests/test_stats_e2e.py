@@ -10,6 +10,8 @@ Expected numbers (sources as in test_stats.py):
 - Paired (seed i with seed i): differences all positive, Wilcoxon 2 / 2^10 (by hand); paired t = 46.4787, df 9,
   p = 4.94533318761e-12 (mpmath).
 - Hedges' g = 5.52138685651, pooled sd = 0.00771902411794 (mpmath); detectable difference = 1.32494739258 * sd.
+- Welch's 95 % interval of ga - plain: standard error sqrt(s1²/10 + s2²/10) = 0.00345205252953, t_0.975 at
+  df 15.6804 = 2.12342223409 (mpmath: findroot on betainc), so 0.0445 ∓ 0.00733016509446.
 - Friedman over ga, matched-ga, plain, vit: every seed ranks them 1, 2, 3, 4: chi2 = 0.06 * 3000 - 150 = 30, df 3,
   p = erfc(sqrt(15)) + sqrt(60/pi) e^-15 = 1.38005703129e-06 (mpmath); Nemenyi CD = 2.569 * sqrt(20/60) (Demšar).
 """
@@ -21,14 +23,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+import pytest
+from matplotlib.image import imread
 
-matplotlib.use("Agg")
-
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-
-from medattn_monai.cli import main  # noqa: E402
+from medattn_monai.cli import main
 
 EXPERIMENT = "isic-demo"
 REPO = Path(__file__).resolve().parents[1]
@@ -58,17 +57,23 @@ def _tags(family: str, variant: str, seed: int, run_type: str = "train") -> dict
     return tags
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """A sqlite store with the runs of VALUES plus runs that must be skipped or ignored."""
+def _new_store(tmp_path_factory, *experiments: str):
+    """A sqlite store in a fresh folder: its URI, a client and the ids of ``experiments``."""
     from mlflow import MlflowClient
-    from mlflow.entities import Metric
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
-    exp = client.create_experiment(EXPERIMENT, (root / "artifacts").as_uri())
-    client.create_experiment("empty", (root / "artifacts-empty").as_uri())
+    ids = [client.create_experiment(name, (root / f"artifacts-{name}").as_uri()) for name in experiments]
+    return uri, client, ids
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A sqlite store with the runs of VALUES plus runs that must be skipped or ignored."""
+    from mlflow.entities import Metric
+
+    uri, client, (exp, _) = _new_store(tmp_path_factory, EXPERIMENT, "empty")
 
     def log(family, variant, seed, value, status="FINISHED", run_type="train"):
         run = client.create_run(exp, run_name=f"{family}-{variant}-s{seed}",
@@ -106,8 +111,8 @@ def test_compare_end_to_end(store, tmp_path, capsys):
     table = pd.read_csv(out / "comparison.csv")
     assert list(table.columns) == [
         "dataset", "family", "variant", "reference", "n", "n_reference", "mean", "mean_reference", "mean_diff",
-        "welch_p", "mwu_p", "holm_welch_p", "holm_mwu_p", "hedges_g", "ci_low", "ci_high", "detectable_diff",
-        "n_pairs", "paired_t_p", "wilcoxon_p", "holm_paired_t_p", "holm_wilcoxon_p",
+        "welch_p", "mwu_p", "holm_welch_p", "holm_mwu_p", "hedges_g", "ci_low", "ci_high", "ci_method",
+        "detectable_diff", "n_pairs", "paired_t_p", "wilcoxon_p", "holm_paired_t_p", "holm_wilcoxon_p",
     ]
     pairs = list(zip(table["family"], table["variant"], table["reference"]))
     assert pairs == [("densenet121", "ga", "plain"), ("resnet18", "ga", "plain"), ("resnet18", "ga", "matched-ga"),
@@ -124,10 +129,9 @@ def test_compare_end_to_end(store, tmp_path, capsys):
     assert ga["detectable_diff"] == pytest.approx(0.0102273008783203, rel=1e-5)
     assert ga["paired_t_p"] == pytest.approx(4.94533318760512e-12, rel=1e-5)
     assert ga["wilcoxon_p"] == pytest.approx(2 / 1024) and ga["holm_wilcoxon_p"] == pytest.approx(3 * 2 / 1024)
-    # the percentile bootstrap's spread is close to the plug-in standard error sqrt(0.9) * sqrt(s1²/10 + s2²/10)
-    # = 0.003275 (s1 = 0.003 * 3.0277, s2 = 0.002 * 3.0277, by hand): width about 2 * 1.96 * 0.003275 = 0.01284
-    assert ga["ci_low"] < 0.0445 < ga["ci_high"]
-    assert ga["ci_high"] - ga["ci_low"] == pytest.approx(0.01284, abs=0.001)
+    # Welch's t interval by default, named in the table
+    assert ga["ci_method"] == "welch"
+    assert (ga["ci_low"], ga["ci_high"]) == pytest.approx((0.0371698349055415, 0.0518301650944585), rel=1e-9)
     se = table.iloc[4]
     assert se["n"] == 1 and math.isnan(se["welch_p"]) and math.isnan(se["mwu_p"]) and math.isnan(se["ci_low"])
 
@@ -156,7 +160,7 @@ def test_compare_end_to_end(store, tmp_path, capsys):
     assert r"\toprule" in latex and r"holm\_welch\_p" in latex and "9.33e-10" in latex
 
     for png in ("runs_isic-demo.png", "cd_isic-demo_resnet18.png"):
-        image = matplotlib.image.imread(out / png)
+        image = imread(out / png)  # the figures are saved with Agg: no display backend is involved
         assert image.shape[0] > 100 and image.shape[1] > 300
     assert not list(out.glob("cd_*densenet121*"))
 
@@ -172,13 +176,18 @@ def test_compare_end_to_end(store, tmp_path, capsys):
     assert sorted(pd.read_csv(local)["run_id"]) == sorted(store["inputs"])
 
 
-def test_compare_alternative_greater_without_logging(store, tmp_path, capsys):
+def test_compare_alternative_greater_and_bootstrap_without_logging(store, tmp_path, capsys):
     before = len(_comparison_runs(store))
-    assert _compare(store, tmp_path, "--alternative", "greater", "--log=False") == 0
-    capsys.readouterr()
+    assert _compare(store, tmp_path, "--alternative", "greater", "--ci-method", "bootstrap", "--log=False") == 0
+    assert "ci_method = bootstrap" in capsys.readouterr().out
     ga = pd.read_csv(tmp_path / "comparison.csv").iloc[1]
     assert ga["mwu_p"] == pytest.approx(5.41254411223451e-06, rel=1e-9)  # 1 / C(20, 10)
     assert ga["welch_p"] == pytest.approx(4.66373317317608e-10, rel=1e-6)  # half the two-sided p (t > 0)
+    # the percentile bootstrap's spread is close to the plug-in standard error sqrt(0.9) * sqrt(s1²/10 + s2²/10)
+    # = 0.003275 (s1 = 0.003 * 3.0277, s2 = 0.002 * 3.0277, by hand): width about 2 * 1.96 * 0.003275 = 0.01284,
+    # narrower than Welch's 0.01466: the interval stays two-sided whatever the alternative
+    assert ga["ci_method"] == "bootstrap" and ga["ci_low"] < 0.0445 < ga["ci_high"]
+    assert ga["ci_high"] - ga["ci_low"] == pytest.approx(0.01284, abs=0.001)
     assert len(_comparison_runs(store)) == before
 
 
@@ -187,6 +196,8 @@ def test_compare_alternative_greater_without_logging(store, tmp_path, capsys):
     (["--experiment", "empty"], "has no FINISHED run_type=train run"),
     (["--experiment", EXPERIMENT, "--metric", "val_auc"], "48 × no metric val_auc; 1 × status RUNNING"),
     (["--experiment", EXPERIMENT, "--alternative", "bigger"], "--alternative must be one of"),
+    (["--experiment", EXPERIMENT, "--ci_method", "bca"], "--ci_method must be one of welch, bootstrap, got 'bca'"),
+    (["--experiment", EXPERIMENT, "--split_cells", "yes"], "--split_cells must be True or False, got 'yes'"),
 ])
 def test_compare_user_errors_exit_2(store, tmp_path, capsys, args, message):
     code = main(["compare", *args, "--tracking-uri", store["uri"], "--out", str(tmp_path)])
@@ -216,3 +227,58 @@ def test_compare_as_a_real_process(store, tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("medattn: error: no experiment 'nope'")
+
+
+# --- runs of several configurations ---------------------------------------------------------------------------------
+
+CELLS = "cells"
+CELL_RUNS = {  # variant, epochs, cell tag -> values by seed
+    ("ga", "3", "cell-ga3"): [0.75, 0.76, 0.77, 0.78, 0.79],
+    ("plain", "3", "cell-plain3"): [0.70, 0.71, 0.72, 0.73, 0.74],
+    ("plain", "2", "cell-plain2"): [0.60, 0.61, 0.62, 0.63, 0.64],
+}
+
+
+@pytest.fixture(scope="module")
+def cell_store(tmp_path_factory):
+    """ga trained 3 epochs; plain trained 3 epochs and, in another cell, 2 epochs: the issue's pooled "plain"."""
+    from mlflow.entities import Metric, Param
+
+    uri, client, (exp,) = _new_store(tmp_path_factory, CELLS)
+    for (variant, epochs, cell), values in CELL_RUNS.items():
+        for seed, value in enumerate(values):
+            tags = {**_tags("resnet18", variant, seed), "dataset": CELLS, "cell": cell, "split_hash": "s1"}
+            run = client.create_run(exp, run_name=f"{variant}-e{epochs}-s{seed}", tags=tags)
+            params = {"epochs": epochs, "seed": str(seed), "learning_rate": "0.001", "num_workers": str(seed % 3)}
+            client.log_batch(run.info.run_id, metrics=[Metric("test_bacc", value, 0, 0)],
+                             params=[Param(k, v) for k, v in params.items()])
+            client.set_terminated(run.info.run_id, "FINISHED")
+    return uri
+
+
+def test_compare_refuses_a_variant_pooled_from_two_cells(cell_store, tmp_path, capsys):
+    code = main(["compare", "--experiment", CELLS, "--tracking-uri", cell_store, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("medattn: error: cells/resnet18: the runs of plain come from 2 configurations")
+    assert "they differ in epochs (2 / 3)" in err[0] and "--split_cells" in err[0]
+    assert not (tmp_path / "out").exists()  # a refusal writes nothing
+
+
+@pytest.mark.parametrize("flag", ["--split_cells", "--split-cells"])
+def test_compare_split_cells_reports_each_setting_apart(cell_store, tmp_path, capsys, flag):
+    out = tmp_path / "out"
+    code = main(["compare", "--experiment", CELLS, "--tracking-uri", cell_store, "--out", str(out), flag,
+                 "--log=False"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "== cells / resnet18 [epochs=2] ==" in printed and "split_cells = True" in printed
+    groups = pd.read_csv(out / "groups.csv")
+    assert list(zip(groups["family"], groups["variant"], groups["n"])) == [
+        ("resnet18 [epochs=2]", "plain", 5), ("resnet18 [epochs=3]", "plain", 5), ("resnet18 [epochs=3]", "ga", 5)]
+    table = pd.read_csv(out / "comparison.csv")
+    assert table[["family", "variant", "reference", "n_reference"]].values.tolist() == [
+        ["resnet18 [epochs=3]", "ga", "plain", 5]]
+    assert table["mean_reference"].iloc[0] == pytest.approx(0.72)
+    inputs = pd.read_csv(out / "input_runs.csv")
+    assert sorted(set(inputs["params.epochs"])) == [2, 3] and set(inputs["cell"]) == {c for _, _, c in CELL_RUNS}

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from matplotlib.figure import Figure
+
 from ..errors import ConfigError
-from .comparison import ComparisonResult, compare_runs
+from .comparison_settings import DEFAULT_SETTINGS, ComparisonSettings
+from .frame_comparison import ComparisonResult, compare_runs
 from .plots import cd_figure, runs_figure
 from .report import latex_report, markdown_report, terminal_report
-from .runs import load_runs
-from .two_sample import ALTERNATIVES
+from .run_table import load_runs
 
 __all__ = ["compare", "write_outputs"]
 
@@ -24,7 +26,7 @@ def _file_part(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
-def _save(fig, path: Path) -> Path:  # noqa: ANN001 - a matplotlib Figure
+def _save(fig: Figure, path: Path) -> Path:
     # tight bounding box: the CD diagram writes long variant names outside its axes
     fig.savefig(path, dpi=120, bbox_inches="tight")
     return path
@@ -43,7 +45,8 @@ def write_outputs(
 
     Files: ``comparison.csv``, ``groups.csv``, ``friedman.csv``, ``comparison.md``, ``comparison.tex``,
     ``notes.txt``, ``input_runs.csv`` (the runs compared, with their ids), ``skipped_runs.csv``,
-    ``runs_<dataset>.png`` per dataset and ``cd_<dataset>_<family>.png`` per Friedman test that ran.
+    ``runs_<dataset>.png`` per dataset and ``cd_<dataset>_<family>.png`` per Friedman test that ran. The
+    figures show the groups as compared (``result.runs``: with ``split_cells``, each configuration apart).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,23 +66,14 @@ def write_outputs(
     for name, text in texts.items():
         (out / name).write_text(text, encoding="utf-8")
         files.append(out / name)
-    for dataset in sorted(runs["dataset"].unique()):
-        fig = runs_figure(runs, dataset, metric, seed=int(settings.get("seed", 0)))
+    compared = runs if result.runs is None else result.runs
+    for dataset in sorted(compared["dataset"].unique()):
+        fig = runs_figure(compared, dataset, metric, seed=int(settings.get("seed", 0)))
         files.append(_save(fig, out / f"runs_{_file_part(dataset)}.png"))
     for (dataset, family), ranking in sorted(result.rankings.items()):
         fig = cd_figure(ranking, f"{dataset} / {family}: {metric}, Friedman + Nemenyi")
         files.append(_save(fig, out / f"cd_{_file_part(dataset)}_{_file_part(family)}.png"))
     return files
-
-
-def _check_settings(alternative: str, alpha: float, power: float, n_boot: int) -> None:
-    if alternative not in ALTERNATIVES:
-        raise ConfigError(f"--alternative must be one of {', '.join(ALTERNATIVES)}, got {alternative!r}")
-    for name, value in (("alpha", alpha), ("power", power)):
-        if not isinstance(value, (int, float)) or not 0 < value < 1:
-            raise ConfigError(f"--{name} must be a number in (0, 1), got {value!r}")
-    if not isinstance(n_boot, int) or n_boot < 100:
-        raise ConfigError(f"--n_boot must be an integer of at least 100, got {n_boot!r}")
 
 
 def _log_comparison(experiment: str, metric: str, tracking_uri: str | None, runs: pd.DataFrame,
@@ -98,17 +92,27 @@ def _log_comparison(experiment: str, metric: str, tracking_uri: str | None, runs
     return run.run_id
 
 
+def _settings(**flags: object) -> ComparisonSettings:
+    """The flags as settings; a bad value is one line naming its flag."""
+    try:
+        return ComparisonSettings(**flags)
+    except ValueError as e:
+        raise ConfigError(f"--{e}") from e
+
+
 def compare(
     experiment: str,
     metric: str = "test_bacc",
     out: str = "comparison",
     tracking_uri: str | None = None,
-    alternative: str = "two-sided",
-    alpha: float = 0.05,
-    power: float = 0.8,
-    n_boot: int = 10_000,
-    seed: int = 0,
-    higher_is_better: bool = True,
+    alternative: str = DEFAULT_SETTINGS.alternative,
+    alpha: float = DEFAULT_SETTINGS.alpha,
+    power: float = DEFAULT_SETTINGS.power,
+    ci_method: str = DEFAULT_SETTINGS.ci_method,
+    n_boot: int = DEFAULT_SETTINGS.n_boot,
+    seed: int = DEFAULT_SETTINGS.seed,
+    higher_is_better: bool = DEFAULT_SETTINGS.higher_is_better,
+    split_cells: bool = DEFAULT_SETTINGS.split_cells,
     log: bool = True,
 ) -> None:
     """Compare the FINISHED ``run_type=train`` runs of ``experiment`` on ``metric``; write and log the results.
@@ -121,25 +125,28 @@ def compare(
         alternative: ``two-sided`` or ``greater`` ("the attention variant scores higher"), or ``less``.
         alpha: significance level of the warnings, the power analysis and the Nemenyi critical difference.
         power: the power of the detectable difference.
-        n_boot: bootstrap resamples of the confidence interval.
-        seed: bootstrap seed.
+        ci_method: the 95 % interval of the mean difference: ``welch`` (Welch's t interval) or ``bootstrap``
+            (percentile bootstrap, too narrow with few seeds).
+        n_boot: bootstrap resamples of the confidence interval (``--ci_method bootstrap``).
+        seed: bootstrap seed (and the jitter of the figure's points).
         higher_is_better: False for a metric where lower is better (a loss): it sets the Friedman ranking.
+        split_cells: report a variant whose runs span several configurations (``cell`` tags), and a family trained
+            with several settings, as separate labelled groups instead of refusing them.
         log: also record the outputs as a ``run_type=comparison`` run in ``experiment``.
     """
-    _check_settings(alternative, alpha, power, n_boot)
+    settings = _settings(alternative=alternative, alpha=alpha, power=power, ci_method=ci_method, n_boot=n_boot,
+                         seed=seed, higher_is_better=higher_is_better, split_cells=split_cells)
     runs, skipped = load_runs(experiment, metric, tracking_uri)
-    settings = {"metric": metric, "alternative": alternative, "alpha": alpha, "power": power, "n_boot": n_boot,
-                "seed": seed, "higher_is_better": higher_is_better}
-    result = compare_runs(runs, alternative=alternative, alpha=alpha, power=power, n_boot=n_boot, seed=seed,
-                          higher_is_better=higher_is_better)
+    shown = {"metric": metric, **settings.as_dict()}
+    result = compare_runs(runs, settings)
     title = f"Comparison of {metric} in experiment {experiment}"
-    files = write_outputs(result, runs, skipped, out, metric, title, settings)
-    print(terminal_report(result, title, settings))
+    files = write_outputs(result, runs, skipped, out, metric, title, shown)
+    print(terminal_report(result, title, shown))
     if len(skipped):
         print(f"\n{len(skipped)} run(s) skipped:")
         for row in skipped.itertuples(index=False):
             print(f"- {row.run_id} {row.run_name}: {row.reason}")
     print(f"\nWrote {len(files)} files to {out}")
     if log:
-        run_id = _log_comparison(experiment, metric, tracking_uri, runs, settings, files)
+        run_id = _log_comparison(experiment, metric, tracking_uri, runs, shown, files)
         print(f"Logged them as comparison run {run_id} in experiment {experiment}")

@@ -7,14 +7,15 @@ from typing import Mapping
 
 import pandas as pd
 
-from .comparison import ComparisonResult
+from .frame_comparison import ComparisonResult
 
 __all__ = ["format_cells", "markdown_table", "latex_table", "terminal_table", "markdown_report", "latex_report",
            "terminal_report"]
 
 _INT_COLUMNS = {"n", "n_reference", "n_pairs", "n_seeds", "variants"}
-# the terminal is narrow: dataset and family become headings, the means are left to the files
-_TERMINAL_DROP = ["dataset", "family", "mean", "mean_reference"]
+# the terminal is narrow: dataset and family become headings, the means are left to the files, the interval's
+# method is in the settings line
+_TERMINAL_DROP = ["dataset", "family", "mean", "mean_reference", "ci_method"]
 
 
 def _cell(column: str, value: object) -> str:
@@ -113,7 +114,7 @@ def terminal_report(result: ComparisonResult, title: str, settings: Mapping[str,
         rows = result.comparisons[(result.comparisons["dataset"] == dataset)
                                   & (result.comparisons["family"] == family)]
         if len(rows):
-            out += ["", terminal_table(rows.drop(columns=_TERMINAL_DROP))]
+            out += ["", terminal_table(rows.drop(columns=_TERMINAL_DROP, errors="ignore"))]
     out += ["", "Friedman / Nemenyi:", terminal_table(result.friedman)]
     if result.notes:
         out += ["", "Notes:"] + [f"- {note}" for note in result.notes]

@@ -8,6 +8,7 @@ improves"). The p-values come from SciPy; the choices made here are which method
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -15,10 +16,12 @@ from scipy import stats
 
 __all__ = [
     "ALTERNATIVES", "check_alternative", "welch_p", "mwu_p", "paired_t_p", "wilcoxon_p", "pooled_std", "hedges_g",
-    "bootstrap_mean_diff_ci",
+    "welch_mean_diff_ci", "bootstrap_mean_diff_ci", "CI_METHODS",
 ]
 
 ALTERNATIVES = ("two-sided", "greater", "less")
+# the confidence intervals of the mean difference: Welch's t interval (the default) and the percentile bootstrap
+CI_METHODS = ("welch", "bootstrap")
 # SciPy's exact null distributions are fast and correct below this size and without ties
 _EXACT_MAX_N = 50
 # with ties, enumerate the permutation distribution up to this many arrangements (well under a second); the normal
@@ -41,7 +44,7 @@ def _has_ties(values: np.ndarray) -> bool:
     return len(np.unique(values)) < len(values)
 
 
-def _rank_method(ties: bool, n_max: int, arrangements: int):  # noqa: ANN202 - str or PermutationMethod
+def _rank_method(ties: bool, n_max: int, arrangements: int) -> str | stats.PermutationMethod:
     if not ties and n_max <= _EXACT_MAX_N:
         return "exact"
     if ties and arrangements <= _PERMUTATION_MAX:
@@ -141,10 +144,51 @@ def hedges_g(x: Sequence[float], y: Sequence[float]) -> float:
     return float(correction * (x.mean() - y.mean()) / sp)
 
 
+def welch_mean_diff_ci(
+    x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, confidence: float = 0.95
+) -> tuple[float, float] | tuple[np.ndarray, np.ndarray]:
+    """Welch's t confidence interval of ``mean(x) - mean(y)``: the interval that goes with :func:`welch_p`.
+
+    ``d ± t_{(1 + confidence) / 2, ν} · sqrt(s_x² / n_x + s_y² / n_y)`` with the Welch–Satterthwaite degrees of
+    freedom ν, as SciPy's ``ttest_ind(equal_var=False).confidence_interval`` computes it. It is always two-sided.
+    Unlike the percentile bootstrap it widens the interval for few runs (Student's t, ``n - 1`` in the variances),
+    so it covers at its nominal rate with 5 or 10 seeds per group when the means are about normal.
+
+    Args:
+        x, y: the two samples along the last axis; leading axes (equal in ``x`` and ``y``) are independent
+            comparisons, computed at once (the coverage simulation of ``tests/test_stats.py`` uses this).
+        confidence: the coverage of the interval.
+
+    Returns:
+        ``(low, high)``: floats for 1-D samples, else arrays of the leading shape. NaN when a sample has fewer
+        than two values; ``(d, d)`` when neither sample varies (as the bootstrap gives).
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    diff = x.mean(axis=-1) - y.mean(axis=-1)
+    if x.shape[-1] < 2 or y.shape[-1] < 2:
+        nan = np.full_like(diff, np.nan)
+        return (math.nan, math.nan) if x.ndim == 1 else (nan, nan)
+    # float noise (0.73 - 0.70 vs 0.74 - 0.71) must not make a zero spread look like a tiny one
+    scale = np.maximum(1.0, np.maximum(np.abs(x).max(axis=-1), np.abs(y).max(axis=-1)))
+    flat = (np.ptp(x, axis=-1) <= 1e-12 * scale) & (np.ptp(y, axis=-1) <= 1e-12 * scale)
+    with warnings.catch_warnings():
+        # SciPy warns about catastrophic cancellation for samples without spread, which are replaced below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        interval = stats.ttest_ind(x, y, axis=-1, equal_var=False).confidence_interval(confidence)
+    low, high = np.where(flat, diff, interval.low), np.where(flat, diff, interval.high)
+    return (float(low), float(high)) if x.ndim == 1 else (low, high)
+
+
 def bootstrap_mean_diff_ci(
     x: Sequence[float], y: Sequence[float], confidence: float = 0.95, n_boot: int = 10_000, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of ``mean(x) - mean(y)``, reproducible from ``seed``.
+
+    Too narrow with few runs: in a simulation with normal data its 95 % interval covered the true difference in
+    87 % of cases with 5 runs per group and 92 % with 10 (it uses the plug-in spread and normal-like quantiles);
+    :func:`welch_mean_diff_ci` is the default of a comparison for this reason.
 
     Each sample is resampled with replacement on its own (the design is unpaired): with
     ``rng = numpy.random.default_rng(seed)``, the ``x`` indices are ``rng.integers(0, len(x), (n_boot, len(x)))``

@@ -2,25 +2,29 @@
 
 Within each dataset × family, every attention variant is compared with the plain CNN, with its size-matched CNN
 and with the ViT, when those groups exist. Holm's correction runs over the comparisons of one dataset × family,
-separately for each test. Nothing here reads MLflow or writes files: :func:`compare_runs` maps a frame of runs
-(:func:`medattn_monai.stats.runs.runs_frame`) to frames of results.
+separately for each test. Runs are pooled into a group only when they share one configuration, and compared only
+with references trained with the same settings (:mod:`.cell_groups`). Nothing here reads MLflow or writes files:
+:func:`compare_runs` maps a frame of runs (:func:`medattn_monai.stats.run_table.runs_frame`) to frames of results.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
+from .cell_groups import group_runs
+from .comparison_settings import DEFAULT_SETTINGS, ComparisonSettings
 from .correction import holm
 from .power import detectable_difference, min_mwu_p, min_wilcoxon_p
 from .ranking import MIN_BLOCKS, FriedmanResult, friedman_nemenyi, nemenyi_different_pairs
 from .two_sample import (
-    bootstrap_mean_diff_ci, check_alternative, hedges_g, mwu_p, paired_t_p, pooled_std, welch_p, wilcoxon_p,
+    bootstrap_mean_diff_ci, hedges_g, mwu_p, paired_t_p, pooled_std, welch_mean_diff_ci, welch_p, wilcoxon_p,
 )
-from .variants import PLAIN, VIT, is_attention_variant, matched_name, variant_order
+from .variants import PLAIN, VIT, base_variant, is_attention_variant, matched_name, variant_order
 
 __all__ = [
     "GROUP_COLUMNS", "COMPARISON_COLUMNS", "PAIRED_COLUMNS", "FRIEDMAN_COLUMNS", "ComparisonResult",
@@ -30,7 +34,8 @@ __all__ = [
 GROUP_COLUMNS = ["dataset", "family", "variant", "n", "mean", "std", "median"]
 COMPARISON_COLUMNS = [
     "dataset", "family", "variant", "reference", "n", "n_reference", "mean", "mean_reference", "mean_diff",
-    "welch_p", "mwu_p", "holm_welch_p", "holm_mwu_p", "hedges_g", "ci_low", "ci_high", "detectable_diff",
+    "welch_p", "mwu_p", "holm_welch_p", "holm_mwu_p", "hedges_g", "ci_low", "ci_high", "ci_method",
+    "detectable_diff",
 ]
 # added to COMPARISON_COLUMNS when at least one comparison pairs runs by seed
 PAIRED_COLUMNS = ["n_pairs", "paired_t_p", "wilcoxon_p", "holm_paired_t_p", "holm_wilcoxon_p"]
@@ -53,6 +58,8 @@ class ComparisonResult:
         friedman: one row per dataset × family, columns :data:`FRIEDMAN_COLUMNS`; ``note`` says why it was skipped.
         notes: plain-language warnings: groups without test, designs that cannot reach significance, skipped pairs.
         rankings: the Friedman results by ``(dataset, family)``, for the critical-difference diagrams.
+        runs: the runs as compared: with ``split_cells``, families and variants carry the labels that tell their
+            settings apart (``resnet18 [epochs=2]``, ``plain [learning_rate=0.001]``); else the input.
     """
 
     groups: pd.DataFrame
@@ -60,11 +67,15 @@ class ComparisonResult:
     friedman: pd.DataFrame
     notes: tuple[str, ...] = ()
     rankings: dict[tuple[str, str], FriedmanResult] = field(default_factory=dict)
+    runs: pd.DataFrame | None = None
+
+
+def _order(column: pd.Series) -> pd.Series:
+    return column.map(variant_order) if column.name in ("variant", "reference") else column
 
 
 def _sorted(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    key = lambda s: s.map(variant_order) if s.name in ("variant", "reference") else s  # noqa: E731
-    return frame.sort_values(columns, key=key, kind="stable").reset_index(drop=True)
+    return frame.sort_values(columns, key=_order, kind="stable").reset_index(drop=True)
 
 
 def summarize_groups(runs: pd.DataFrame) -> pd.DataFrame:
@@ -89,17 +100,24 @@ def _paired_values(a: pd.DataFrame, b: pd.DataFrame) -> tuple[np.ndarray, np.nda
     return va, vb
 
 
-def _compare_pair(a: pd.DataFrame, b: pd.DataFrame, alternative: str, alpha: float, power: float, n_boot: int,
-                  seed: int) -> dict:
+def _mean_diff_ci(x: np.ndarray, y: np.ndarray, settings: ComparisonSettings) -> tuple[float, float]:
+    if settings.ci_method == "bootstrap":
+        return bootstrap_mean_diff_ci(x, y, n_boot=settings.n_boot, seed=settings.seed)
+    return welch_mean_diff_ci(x, y)
+
+
+def _compare_pair(a: pd.DataFrame, b: pd.DataFrame, settings: ComparisonSettings) -> dict:
     x, y = a["value"].to_numpy(float), b["value"].to_numpy(float)
-    ci_low, ci_high = bootstrap_mean_diff_ci(x, y, n_boot=n_boot, seed=seed)
+    ci_low, ci_high = _mean_diff_ci(x, y, settings)
     px, py = _paired_values(a, b)
+    alternative = settings.alternative
     return {
         "n": len(x), "n_reference": len(y), "mean": x.mean(), "mean_reference": y.mean(),
         "mean_diff": x.mean() - y.mean(),
         "welch_p": welch_p(x, y, alternative), "mwu_p": mwu_p(x, y, alternative),
-        "hedges_g": hedges_g(x, y), "ci_low": ci_low, "ci_high": ci_high,
-        "detectable_diff": detectable_difference(len(x), len(y), pooled_std(x, y), alpha, power, alternative),
+        "hedges_g": hedges_g(x, y), "ci_low": ci_low, "ci_high": ci_high, "ci_method": settings.ci_method,
+        "detectable_diff": detectable_difference(len(x), len(y), pooled_std(x, y), settings.alpha, settings.power,
+                                                 alternative),
         "n_pairs": len(px),
         "paired_t_p": paired_t_p(px, py, alternative), "wilcoxon_p": wilcoxon_p(px, py, alternative),
     }
@@ -109,12 +127,25 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _seeds_needed(m: int, alpha: float, alternative: str, min_p) -> int:  # noqa: ANN001
+def _seeds_needed(m: int, alpha: float, min_p: Callable[[int], float]) -> int:
     """The fewest seeds per group for which ``m`` Holm-corrected tests can reach ``alpha``."""
     n = 2
     while m * min_p(n) > alpha and n < 1000:
         n += 1
     return n
+
+
+def _unreachable(where: str, part: pd.DataFrame, m: int, alpha: float, p_min: float, test: str, design: str,
+                 needed: int) -> list[str]:
+    """The note for comparisons whose smallest possible p, times Holm's ``m``, stays above ``alpha``."""
+    if m * p_min <= alpha:
+        return []
+    names = ", ".join(f"{v} vs {r}" for v, r in zip(part["variant"], part["reference"]))
+    return [
+        f"{where}: {names} cannot reach significance with {test} whatever the data: with {design} the smallest"
+        f" possible p is {p_min:.2g}, and Holm over {_plural(m, 'comparison')} makes it at best"
+        f" {min(1.0, m * p_min):.3g} > α = {alpha:g}. This needs at least {needed}."
+    ]
 
 
 def _reachability_notes(where: str, rows: pd.DataFrame, alternative: str, alpha: float) -> list[str]:
@@ -123,32 +154,26 @@ def _reachability_notes(where: str, rows: pd.DataFrame, alternative: str, alpha:
     tested = rows[rows["mwu_p"].notna()]
     m = len(tested)
     for (n, n_ref), part in tested.groupby(["n", "n_reference"], sort=False):
-        p_min = min_mwu_p(int(n), int(n_ref), alternative)
-        if m * p_min > alpha:
-            names = ", ".join(f"{v} vs {r}" for v, r in zip(part["variant"], part["reference"]))
-            needed = _seeds_needed(m, alpha, alternative, lambda k: min_mwu_p(k, k, alternative))
-            notes.append(
-                f"{where}: {names} cannot reach significance with Mann–Whitney whatever the data: with {n} vs {n_ref}"
-                f" runs the smallest possible p is {p_min:.2g}, and Holm over {_plural(m, 'comparison')} makes it at best"
-                f" {min(1.0, m * p_min):.3g} > α = {alpha:g}. This needs at least {needed} seeds per group."
-            )
+        needed = _seeds_needed(m, alpha, lambda k: min_mwu_p(k, k, alternative))
+        notes += _unreachable(where, part, m, alpha, min_mwu_p(int(n), int(n_ref), alternative), "Mann–Whitney",
+                              f"{n} vs {n_ref} runs", f"{needed} seeds per group")
     paired = rows[rows["wilcoxon_p"].notna()]
     m = len(paired)
     for n_pairs, part in paired.groupby("n_pairs", sort=False):
-        p_min = min_wilcoxon_p(int(n_pairs), alternative)
-        if m * p_min > alpha:
-            names = ", ".join(f"{v} vs {r}" for v, r in zip(part["variant"], part["reference"]))
-            needed = _seeds_needed(m, alpha, alternative, lambda k: min_wilcoxon_p(k, alternative))
-            notes.append(
-                f"{where}: {names} cannot reach significance with the Wilcoxon signed-rank test whatever the data:"
-                f" with {n_pairs} pairs the smallest possible p is {p_min:.2g}, at best {min(1.0, m * p_min):.3g}"
-                f" after Holm over {_plural(m, 'comparison')} > α = {alpha:g}. This needs at least {needed} paired seeds."
-            )
+        needed = _seeds_needed(m, alpha, lambda k: min_wilcoxon_p(k, alternative))
+        notes += _unreachable(where, part, m, alpha, min_wilcoxon_p(int(n_pairs), alternative),
+                              "the Wilcoxon signed-rank test", f"{n_pairs} pairs", f"{needed} paired seeds")
     return notes
 
 
-def _compare_cell(where: tuple[str, str], groups: dict[str, pd.DataFrame], alternative: str, alpha: float,
-                  power: float, n_boot: int, seed: int) -> tuple[list[dict], list[str]]:
+def _references(variant: str, names: list[str]) -> list[str]:
+    """The groups ``variant`` is compared with: the plain CNN, its own size-matched CNN, the ViT (in that order)."""
+    wanted = (PLAIN, matched_name(base_variant(variant)), VIT)
+    return sorted((name for name in names if base_variant(name) in wanted), key=variant_order)
+
+
+def _compare_family(where: tuple[str, str], groups: dict[str, pd.DataFrame],
+                  settings: ComparisonSettings) -> tuple[list[dict], list[str]]:
     """The comparisons of one dataset × family, Holm-corrected within it."""
     rows, notes = [], []
     label = "/".join(where)
@@ -158,11 +183,11 @@ def _compare_cell(where: tuple[str, str], groups: dict[str, pd.DataFrame], alter
         elif not _seeds_usable(group):
             notes.append(f"{label}: {name} has missing or repeated seed tags: its runs are not paired by seed")
     for variant in sorted(filter(is_attention_variant, groups), key=variant_order):
-        references = [r for r in (PLAIN, matched_name(variant), VIT) if r in groups]
+        references = _references(variant, list(groups))
         if not references:
             notes.append(f"{label}: {variant} has no plain CNN, size-matched CNN or ViT to compare with")
         for reference in references:
-            stats = _compare_pair(groups[variant], groups[reference], alternative, alpha, power, n_boot, seed)
+            stats = _compare_pair(groups[variant], groups[reference], settings)
             rows.append({"dataset": where[0], "family": where[1], "variant": variant, "reference": reference, **stats})
     if not any(map(is_attention_variant, groups)):
         notes.append(f"{label}: no attention variant, nothing to compare pairwise")
@@ -171,7 +196,7 @@ def _compare_cell(where: tuple[str, str], groups: dict[str, pd.DataFrame], alter
     frame = pd.DataFrame(rows)
     for column, adjusted in _HOLM.items():
         frame[adjusted] = holm(frame[column].to_numpy(float))
-    notes += _reachability_notes(label, frame, alternative, alpha)
+    notes += _reachability_notes(label, frame, settings.alternative, settings.alpha)
     return frame.to_dict("records"), notes
 
 
@@ -179,7 +204,7 @@ def _format_ranks(ranks: pd.Series) -> str:
     return ", ".join(f"{name} {rank:.2f}" for name, rank in ranks.items())
 
 
-def _friedman_cell(where: tuple[str, str], groups: dict[str, pd.DataFrame], alpha: float,
+def _friedman_family(where: tuple[str, str], groups: dict[str, pd.DataFrame], alpha: float,
                    higher_is_better: bool) -> tuple[dict, FriedmanResult | None]:
     """Friedman/Nemenyi over the variants of one dataset × family that share at least MIN_BLOCKS seeds."""
     row = dict.fromkeys(FRIEDMAN_COLUMNS, math.nan) | {"dataset": where[0], "family": where[1], "note": ""}
@@ -214,40 +239,37 @@ def _friedman_cell(where: tuple[str, str], groups: dict[str, pd.DataFrame], alph
     return row, result
 
 
-def compare_runs(
-    runs: pd.DataFrame,
-    alternative: str = "two-sided",
-    alpha: float = 0.05,
-    power: float = 0.8,
-    n_boot: int = 10_000,
-    seed: int = 0,
-    higher_is_better: bool = True,
-) -> ComparisonResult:
+def compare_runs(runs: pd.DataFrame, settings: ComparisonSettings | None = None, **options: Any) -> ComparisonResult:
     """Compare the groups of ``runs`` (columns ``dataset, family, variant, seed, value``).
 
     Args:
-        runs: one row per run, as made by :func:`medattn_monai.stats.runs.runs_frame`.
-        alternative: ``two-sided`` (default), or ``greater`` for "the attention variant scores higher".
-        alpha: the significance level of the warnings, the power analysis and the Nemenyi critical difference.
-        power: the power at which ``detectable_diff`` is computed.
-        n_boot: bootstrap resamples for the confidence interval of the mean difference.
-        seed: the bootstrap's seed (each comparison restarts from it, so a row does not depend on the others).
-        higher_is_better: how Friedman ranks (1 = best): True for accuracies, False for losses.
+        runs: one row per run, as made by :func:`medattn_monai.stats.run_table.runs_frame`; its ``cell`` and config
+            columns (``params.<key>``, ``tags.split_hash``), when present, decide which runs may be pooled and
+            compared (:func:`medattn_monai.stats.cell_groups.group_runs`).
+        settings: how to test (:class:`~medattn_monai.stats.comparison_settings.ComparisonSettings`); default
+            :data:`~medattn_monai.stats.comparison_settings.DEFAULT_SETTINGS`.
+        options: settings fields to change, e.g. ``alternative="greater"``, ``ci_method="bootstrap"``,
+            ``n_boot=2000``, ``split_cells=True``.
+
+    Raises:
+        ValueError: a setting out of range, or ``runs`` lacks a column. TypeError: an unknown option.
+        ConfigError: a variant's runs span several configurations, or a dataset × family mixes training settings
+            (unless ``split_cells``).
     """
-    check_alternative(alternative)
-    for name, value in (("alpha", alpha), ("power", power)):
-        if not 0 < value < 1:
-            raise ValueError(f"{name} must be in (0, 1), got {value}")
+    if settings is not None and not isinstance(settings, ComparisonSettings):
+        raise TypeError(f"settings must be a ComparisonSettings, got {settings!r}; pass options by name")
+    settings = (settings or DEFAULT_SETTINGS).with_options(**options)
     missing = {"dataset", "family", "variant", "seed", "value"} - set(runs.columns)
     if missing:
         raise ValueError(f"runs frame lacks columns {sorted(missing)}")
-    rows, friedman_rows, notes, rankings = [], [], [], {}
-    for where, cell in runs.groupby(["dataset", "family"], sort=True):
-        groups = {str(name): group for name, group in cell.groupby("variant")}
-        cell_rows, cell_notes = _compare_cell(where, groups, alternative, alpha, power, n_boot, seed)
-        rows += cell_rows
-        notes += cell_notes
-        friedman_row, ranking = _friedman_cell(where, groups, alpha, higher_is_better)
+    runs, notes = group_runs(runs, split_cells=settings.split_cells)
+    rows, friedman_rows, rankings = [], [], {}
+    for where, family in runs.groupby(["dataset", "family"], sort=True):
+        groups = {str(name): group for name, group in family.groupby("variant")}
+        family_rows, family_notes = _compare_family(where, groups, settings)
+        rows += family_rows
+        notes += family_notes
+        friedman_row, ranking = _friedman_family(where, groups, settings.alpha, settings.higher_is_better)
         friedman_rows.append(friedman_row)
         if ranking is not None:
             rankings[where] = ranking
@@ -256,4 +278,4 @@ def compare_runs(
         comparisons = comparisons[COMPARISON_COLUMNS]
     comparisons = _sorted(comparisons, ["dataset", "family", "variant", "reference"])
     friedman = pd.DataFrame(friedman_rows, columns=FRIEDMAN_COLUMNS)
-    return ComparisonResult(summarize_groups(runs), comparisons, friedman, tuple(notes), rankings)
+    return ComparisonResult(summarize_groups(runs), comparisons, friedman, tuple(notes), rankings, runs)

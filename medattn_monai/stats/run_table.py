@@ -15,9 +15,11 @@ from ..errors import ConfigError, DataError
 from ..tracking.store import resolve_tracking_uri
 from .variants import variant_of
 
-__all__ = ["RUN_COLUMNS", "SKIPPED_COLUMNS", "runs_frame", "load_runs"]
+__all__ = ["RUN_COLUMNS", "SKIPPED_COLUMNS", "CONFIG_TAGS", "runs_frame", "load_runs"]
 
-RUN_COLUMNS = ["run_id", "run_name", "dataset", "family", "variant", "seed", "value"]
+RUN_COLUMNS = ["run_id", "run_name", "dataset", "family", "variant", "cell", "seed", "value"]
+# tags, besides the params, that say how a run was trained (the cell hash covers the split too)
+CONFIG_TAGS = ("split_hash",)
 SKIPPED_COLUMNS = ["run_id", "run_name", "reason"]
 
 
@@ -52,13 +54,16 @@ def runs_frame(records: Iterable[Mapping[str, Any]], metric: str) -> tuple[pd.Da
     """Split run records into the comparison's inputs and the runs skipped, with the reason.
 
     Args:
-        records: one mapping per run with ``run_id``, ``run_name``, ``status``, ``tags`` and ``metrics`` (name ->
-            last value). Runs whose ``run_type`` tag is not ``train`` are ignored: they are not inputs.
+        records: one mapping per run with ``run_id``, ``run_name``, ``status``, ``tags``, ``metrics`` (name ->
+            last value) and optionally ``params`` (name -> text). Runs whose ``run_type`` tag is not ``train`` are
+            ignored: they are not inputs.
         metric: the metric compared, e.g. ``test_bacc``.
 
     Returns:
-        ``(runs, skipped)``: ``runs`` has columns :data:`RUN_COLUMNS` (``seed`` is a nullable integer, missing when
-        the tag is absent or not an integer; ``value`` the metric), ``skipped`` has :data:`SKIPPED_COLUMNS`.
+        ``(runs, skipped)``: ``runs`` has columns :data:`RUN_COLUMNS` (``cell`` is the tag, empty when absent;
+        ``seed`` a nullable integer, missing when the tag is absent or not an integer; ``value`` the metric), then
+        one ``params.<name>`` column per param and ``tags.<name>`` per :data:`CONFIG_TAGS` tag that any run has
+        (missing where a run lacks it); ``skipped`` has :data:`SKIPPED_COLUMNS`.
     """
     rows, skipped = [], []
     for record in records:
@@ -75,17 +80,23 @@ def runs_frame(records: Iterable[Mapping[str, Any]], metric: str) -> tuple[pd.Da
             "dataset": tags["dataset"].strip(),
             "family": tags["family"].strip(),
             "variant": variant_of(tags),
+            "cell": (tags.get("cell") or "").strip(),
             "seed": _seed(tags.get("seed")),
             "value": float(record["metrics"][metric]),
+            **{f"params.{k}": v for k, v in (record.get("params") or {}).items()},
+            **{f"tags.{k}": tags[k] for k in CONFIG_TAGS if k in tags},
         })
-    runs = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    config = sorted({c for row in rows for c in row if c.startswith("params.")})
+    config += [f"tags.{k}" for k in CONFIG_TAGS if any(f"tags.{k}" in row for row in rows)]
+    runs = pd.DataFrame(rows, columns=RUN_COLUMNS + config)
     runs["seed"] = runs["seed"].astype("Int64")
     runs["value"] = runs["value"].astype(float)
     return runs, pd.DataFrame(skipped, columns=SKIPPED_COLUMNS)
 
 
-def _client(tracking_uri: str | None):  # noqa: ANN202 - MlflowClient is imported lazily
-    """A client for an existing store: reading must not create an empty database at a mistyped path."""
+def _client(tracking_uri: str | None) -> tuple[Any, str]:
+    """A client (an ``MlflowClient``, imported lazily) for an existing store and its URI: reading must not create
+    an empty database at a mistyped path."""
     from mlflow import MlflowClient
 
     uri = resolve_tracking_uri(tracking_uri)
@@ -119,7 +130,7 @@ def load_runs(experiment: str, metric: str, tracking_uri: str | None = None) -> 
             records += [
                 {
                     "run_id": r.info.run_id, "run_name": r.info.run_name, "status": r.info.status,
-                    "tags": dict(r.data.tags), "metrics": dict(r.data.metrics),
+                    "tags": dict(r.data.tags), "metrics": dict(r.data.metrics), "params": dict(r.data.params),
                 }
                 for r in page
             ]
