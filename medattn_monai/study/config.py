@@ -21,7 +21,8 @@ _SEARCH_DEFAULTS = {
     "enabled": True, "n_trials": 20, "space": None, "seed": 1000, "sampler_seed": None, "n_startup_trials": 5,
     "n_warmup_steps": 1, "enqueue_defaults": True, "overrides": {},
 }
-_COMPARE_DEFAULTS = {"enabled": True, "metric": "test_bacc", "alternative": "two-sided", "alpha": 0.05, "n_boot": 10_000}
+_COMPARE_DEFAULTS = {"enabled": True, "metric": "test_bacc", "alternative": "two-sided", "alpha": 0.05,
+                     "ci_method": "welch", "n_boot": 10_000, "split_cells": False}
 _EXPLAIN_DEFAULTS = {"enabled": True, "split": "test", "n_images": None, "n_figures": 16, "mask_field": None}
 
 
