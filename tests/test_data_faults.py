@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
+
+import pytest
 
 from conftest import REPO
+from medattn_monai.cli import main
 
 # builds a RAM-cached dataset (its decoding threads start at once) in 8 forked children, each of which exits with
 # status 2 while the threads decode, as `medattn train --image_size 50` does when the network refuses the size
@@ -36,3 +43,48 @@ def test_exit_while_the_cache_fills_keeps_the_exit_status(demo_data):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == str([2] * 8), proc.stderr[-2000:]
     assert "terminate called" not in proc.stderr
+
+
+@pytest.fixture
+def isic_copy(demo_data, tmp_path) -> Path:
+    dst = tmp_path / "isic"
+    shutil.copytree(demo_data.dataset_dir, dst)
+    return dst
+
+
+def _files(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def test_converter_output_under_a_file_is_one_line_and_leaves_nothing(isic_copy, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("mine")
+    before = _files(tmp_path)
+    for out in (tmp_path / "a_file" / "datalist.json", tmp_path / "a_file" / "sub" / "datalist.json"):
+        code = main(["prepare", "isic2019", str(isic_copy), str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and "Traceback" not in err
+        assert err.strip() == f"medattn: error: cannot write {out}: {tmp_path / 'a_file'} is a file, not a folder"
+    assert _files(tmp_path) == before and (tmp_path / "a_file").read_text() == "mine"
+    code = main(["prepare", "isic2019", str(isic_copy), str(tmp_path)])
+    assert code == 2 and f"cannot write {tmp_path}: it is a folder" in capsys.readouterr().err
+
+
+def test_read_only_output_folder_is_one_line_and_leaves_nothing(isic_copy, tmp_path, capsys, monkeypatch):
+    out_dir = tmp_path / "read_only"
+    out_dir.mkdir()
+    out = out_dir / "new" / "datalist.json"
+    if os.geteuid() == 0:  # root writes into read-only folders: refuse the temporary file as the kernel would
+        def refuse(*args, **kwargs):
+            raise PermissionError(errno.EACCES, "Permission denied")
+
+        monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    else:
+        out_dir.chmod(0o555)
+        out = out_dir / "datalist.json"
+    try:
+        code = main(["prepare", "isic2019", str(isic_copy), str(out)])
+    finally:
+        out_dir.chmod(0o755)
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip().startswith(f"medattn: error: cannot write {out}: Permission denied")
+    assert list(out_dir.iterdir()) == [], "no temporary file and no folder left behind"
