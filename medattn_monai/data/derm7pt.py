@@ -160,6 +160,7 @@ def prepare_derm7pt(
     meta = read_derm7pt_meta(meta_path)
     if image == "clinic":
         require_complete(meta, ["clinic"], meta_path)
+        require_unique(meta, "clinic", meta_path, "clinical image")
     splits = _read_indexes(root, len(meta))
 
     table = pd.DataFrame({"image": IMAGE_DIR + "/" + meta[image].astype(str)})
@@ -180,7 +181,9 @@ def prepare_derm7pt(
 
     mapped = table["label"].notna().to_numpy()
     unassigned = np.setdiff1d(np.arange(len(meta)), np.concatenate(list(splits.values())))
-    datalist: dict = {"name": "derm7pt", "classes": list(ISIC_CLASSES)}
+    # a case is one lesion (its dermoscopic and clinical images are one item)
+    datalist: dict = {"name": "derm7pt", "classes": list(ISIC_CLASSES), "group_field": "case_num",
+                      "groups_shared_with_training": []}
     unmapped = []
     for split, idx in splits.items():
         keep = idx[mapped[idx]]
