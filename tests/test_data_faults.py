@@ -11,9 +11,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
+
 from medattn_monai.cli import main
+from medattn_monai.data import load_datalist
+from medattn_monai.data.demo import make_demo_data
+from medattn_monai.data.demo.folders import MARKER
+from medattn_monai.errors import DataError
 
 # builds a RAM-cached dataset (its decoding threads start at once) in 8 forked children, each of which exits with
 # status 2 while the threads decode, as `medattn train --image_size 50` does when the network refuses the size
@@ -88,3 +92,31 @@ def test_read_only_output_folder_is_one_line_and_leaves_nothing(isic_copy, tmp_p
     err = capsys.readouterr().err
     assert code == 2 and err.strip().startswith(f"medattn: error: cannot write {out}: Permission denied")
     assert list(out_dir.iterdir()) == [], "no temporary file and no folder left behind"
+
+
+def _tiny_demo(out: Path) -> str:
+    return make_demo_data(str(out), n_lesions=16, image_size=16, datasets="isic2019,camelyon17",
+                          camelyon_patients_per_center=2, camelyon_patches_per_patient=2)
+
+
+def test_the_demo_never_replaces_a_folder_or_datalist_it_did_not_write(tmp_path):
+    real = tmp_path / "data" / "isic2019" / "ISIC_2019_Training_Input"
+    real.mkdir(parents=True)
+    (real / "ISIC_0000000.jpg").write_bytes(b"a real image")
+    with pytest.raises(DataError, match=rf"^{tmp_path / 'data' / 'isic2019'} exists and was not written by the demo"):
+        _tiny_demo(tmp_path / "data")
+    assert _files(tmp_path / "data") == {"isic2019", "isic2019/ISIC_2019_Training_Input",
+                                         "isic2019/ISIC_2019_Training_Input/ISIC_0000000.jpg"}, "nothing written"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "camelyon17_datalist.json").write_text('{"classes": ["mine"]}')
+    with pytest.raises(DataError, match=r"camelyon17_datalist\.json exists and is not a demo datalist"):
+        _tiny_demo(tmp_path / "other")
+    assert _files(tmp_path / "other") == {"camelyon17_datalist.json"}
+
+
+def test_the_demo_rewrites_its_own_folders_also_those_written_before_the_marker(tmp_path):
+    _tiny_demo(tmp_path / "demo")
+    (tmp_path / "demo" / "isic2019" / MARKER).unlink()  # as an older version left it: its datalist says demo
+    _tiny_demo(tmp_path / "demo")
+    assert load_datalist(tmp_path / "demo" / "isic2019_datalist.json")["demo"] is True
+    assert (tmp_path / "demo" / "isic2019" / MARKER).is_file()

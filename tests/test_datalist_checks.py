@@ -44,7 +44,8 @@ def test_a_list_or_a_split_that_is_not_a_list_is_one_line(tmp_path):
     ([_item("x/a.jpg"), _item("x/b.jpg"), _item("x/a.jpg")], [],
      r"image 'x/a\.jpg' in training\[0\], training\[2\]: an image belongs to one split, once"),
     ([_item("x/a.jpg")], [_item("x/./a.jpg")], r"image 'x/a\.jpg' in training\[0\], test\[0\]:"),
-    ([_item("x/a.jpg", 0)], [_item("x/a.jpg", 1)], r"image 'x/a\.jpg' in training\[0\], test\[0\] with labels \[0, 1\]"),
+    ([_item("x/a.jpg", 0)], [_item("x/a.jpg", 1)],
+     r"image 'x/a\.jpg' in training\[0\], test\[0\] with labels \[0, 1\]"),
 ], ids=["twice-in-one-split", "in-two-splits", "two-labels"])
 def test_an_image_listed_twice_is_refused_naming_both_places(tmp_path, training, test, pattern):
     path = _write(tmp_path, {"classes": ["a", "b"], "training": training, "test": test})

@@ -127,4 +127,5 @@ def split_items(datalist: Mapping[str, Any], split: str, dataset_dir: str | Path
         images = normalised_paths(images, lambda k: f"{prefix}: {split}[{keep[k]}]")
         base = str(root)
         images = [os.path.join(base, image) for image in images]
-    return [{**items[i], "image": image, "image_id": items[i]["image"], "index": i} for i, image in zip(keep, images)]
+    return [{**items[i], "image": image, "image_id": items[i]["image"], "index": i}
+            for i, image in zip(keep, images, strict=True)]

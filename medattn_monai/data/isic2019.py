@@ -138,7 +138,7 @@ def prepare_isic2019(dataset_dir: str, out_json: str, val_ratio: float = 0.15, t
                       "groups_shared_with_training": []}
     records = df.to_dict(orient="records")
     for index, name in enumerate(("training", "validation", "test")):
-        datalist[name] = [r for r, s in zip(records, split) if s == index]
+        datalist[name] = [r for r, s in zip(records, split, strict=True) if s == index]
     datalist["meta"] = {"source": "ISIC 2019", "seed": seed, "ratios": list(ratios),
                         "images_without_metadata": missing}
     save_datalist(datalist, out_json)

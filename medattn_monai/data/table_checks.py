@@ -94,7 +94,7 @@ def require_unique(df: pd.DataFrame, columns: str | Sequence[str], path: str | P
 
     def shown(row: int) -> object:
         key = tuple(plain_value(v) for v in df[cols].iloc[row])
-        return key[0] if len(key) == 1 else dict(zip(cols, key))
+        return key[0] if len(key) == 1 else dict(zip(cols, key, strict=True))
 
     row = int(rows[0])
     same = (df[cols] == df[cols].iloc[row]).all(axis=1).to_numpy()
