@@ -24,8 +24,8 @@ from medattn_monai.errors import DataError
 _EXIT_WHILE_FILLING = """
 import os, sys, time
 from medattn_monai.data import ImageClassificationDataset, LoadResizeImaged, load_datalist, split_items
-items = split_items(load_datalist(sys.argv[1]), "training", sys.argv[2]) * 4
-codes = []
+items = split_items(load_datalist(sys.argv[1]), "training", sys.argv[2])
+children = []
 for _ in range(8):
     pid = os.fork()
     if pid == 0:
@@ -33,8 +33,8 @@ for _ in range(8):
                                    num_threads=4, check_files=False)
         time.sleep(0.05)
         sys.exit(2)
-    codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
-print(codes)
+    children.append(pid)
+print([os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children])
 """
 
 
