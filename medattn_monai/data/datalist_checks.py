@@ -112,8 +112,8 @@ def _check_structure(datalist: Any, path: str) -> None:
 
 def normalised_paths(values: list[Any], where: Callable[[int], str], field: str = "image") -> list[Any]:
     """``values`` checked and normalised by :func:`relative_image_path` (None stays None); ``where(i)`` names the
-    item of ``values[i]``. One regular-expression search over the joined paths finds the usual case, every path
-    plain, in milliseconds for Camelyon17's 455k patches."""
+    item of ``values[i]``. A few substring searches over the joined paths find the usual case, every path plain,
+    in milliseconds for Camelyon17's 455k patches (a path-by-path check took a second)."""
     present = [v for v in values if v is not None]
     if all(isinstance(v, str) for v in present):
         text = f"\n{chr(10).join(present)}\n"
