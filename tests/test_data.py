@@ -97,8 +97,15 @@ def test_converter_errors_name_the_file_and_field(demo_data, tmp_path):
     bad.loc[3, "MEL"] = 1.0
     bad.loc[3, "NV"] = 1.0
     bad.to_csv(root / GROUND_TRUTH_CSV, index=False)
-    with pytest.raises(DataError, match="row 5 .* not one-hot"):
+    with pytest.raises(DataError, match="line 5 .* not one-hot"):
         prepare_isic2019(str(root), str(tmp_path / "out.json"))
+    for value in ("x", "0.5", "2.0"):  # 'x' was a traceback (a float conversion error)
+        bad = gt.copy().astype({"SCC": object})
+        bad.loc[6, "SCC"] = value
+        bad.to_csv(root / GROUND_TRUTH_CSV, index=False)
+        with pytest.raises(DataError, match=rf"GroundTruth\.csv: line 8 \(image ISIC_\d+\) has '?{value}'? in "
+                                            r"column 'SCC', not 0 or 1"):
+            prepare_isic2019(str(root), str(tmp_path / "out.json"))
     with pytest.raises(DataError, match="dataset_dir not found"):
         prepare_isic2019(str(tmp_path / "nowhere"), str(tmp_path / "out.json"))
 

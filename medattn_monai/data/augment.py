@@ -114,7 +114,8 @@ class PrepareBatch:
         self.channels_last = channels_last
         self.image_key, self.label_key = image_key, label_key
 
-    def images(self, x: torch.Tensor, device: torch.device | str | None = None, non_blocking: bool = False) -> torch.Tensor:
+    def images(self, x: torch.Tensor, device: torch.device | str | None = None,
+               non_blocking: bool = False) -> torch.Tensor:
         """The network input for a ``uint8`` (or float in [0, 1]) image batch."""
         x = x.to(device, non_blocking=non_blocking)
         x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()

@@ -160,7 +160,9 @@ def prepare_camelyon17(
     if check_files:
         require_files(root, table["image"].tolist(), progress=progress, what="patch")
 
-    datalist: dict = {"name": "camelyon17", "classes": list(CAMELYON17_CLASSES)}
+    # WILDS' id_val (our validation) holds other patches of the training slides: it shares patients by design
+    datalist: dict = {"name": "camelyon17", "classes": list(CAMELYON17_CLASSES), "group_field": "patient",
+                      "groups_shared_with_training": ["validation"]}
     for stream, name in enumerate(SPLITS):
         positions = rows[name][subsample_indices(len(rows[name]), max_samples_per_split, seed, stream)]
         datalist[name] = table.iloc[positions].to_dict(orient="records")

@@ -17,8 +17,11 @@ in ``data`` (predictions refer back to it).
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
+import time
+import weakref
 from typing import Any, Callable, Sequence
 
 import torch
@@ -31,6 +34,23 @@ from ..errors import DataError, find_medattn_error
 __all__ = ["CACHE_MODES", "ImageClassificationDataset", "total_memory_bytes", "collate_batch"]
 
 CACHE_MODES = ("auto", "ram", "stream", "persistent", "monai")
+# seconds the interpreter's exit waits for each dataset's decoding threads to finish the image each one is decoding
+_STOP_TIMEOUT = 30.0
+# datasets whose RAM cache is being filled by background threads
+_FILLING: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_filling_threads() -> None:
+    """Stop and join every cache-filling thread before the interpreter finalises.
+
+    A daemon thread still running when the interpreter finalises is halted wherever it is; inside a PyTorch or
+    Pillow call that aborts the whole process ("terminate called without an active exception", exit status 134)
+    instead of the exit status the program chose (e.g. 2 for a configuration error raised while the cache fills).
+    ``atexit`` functions run after the main thread is done and before daemon threads are halted.
+    """
+    for dataset in list(_FILLING):
+        dataset.stop_fill()
 
 
 def total_memory_bytes() -> int:
@@ -134,12 +154,13 @@ class ImageClassificationDataset(torch.utils.data.Dataset):
         images = torch.empty((len(self.data), *self.image_shape), dtype=torch.uint8)
         pending = iter(range(len(self.data)))
         lock = threading.Lock()
+        stop = threading.Event()
         errors: list[BaseException] = []
         bar = tqdm(total=len(self.data), desc=f"caching {self.name}", disable=not self.progress, leave=False,
                    mininterval=1.0)
 
         def work() -> None:
-            while not errors:
+            while not errors and not stop.is_set():
                 with lock:
                     i = next(pending, None)
                 if i is None:
@@ -151,12 +172,28 @@ class ImageClassificationDataset(torch.utils.data.Dataset):
                     return
                 bar.update(1)
 
-        # daemon threads: a program that stops early does not wait for a cache it will not use
+        # daemon threads: a program that stops early does not wait for a cache it will not use; _FILLING's exit
+        # hook stops them (each finishes the image it is decoding) before the interpreter finalises
         threads = [threading.Thread(target=work, name=f"decode-{self.name}-{k}", daemon=True)
                    for k in range(self.num_threads)]
+        self._filling = (images, threads, errors, bar, stop)
+        _FILLING.add(self)
         for t in threads:
             t.start()
-        self._filling = (images, threads, errors, bar)
+
+    def stop_fill(self, timeout: float = _STOP_TIMEOUT) -> None:
+        """Stop filling the RAM cache: each decoding thread finishes its current image and ends (waits at most
+        ``timeout`` seconds in all). A later batch starts filling again from the start."""
+        filling, self._filling = self._filling, None
+        _FILLING.discard(self)
+        if filling is None:
+            return
+        _, threads, _, bar, stop = filling
+        stop.set()
+        deadline = time.monotonic() + timeout
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        bar.close()
 
     def fill_cache(self) -> None:
         """Wait for the RAM cache (decoding it now if it was not started); re-raises a decoding error."""
@@ -164,11 +201,12 @@ class ImageClassificationDataset(torch.utils.data.Dataset):
             return
         if self._filling is None:
             self._start_fill()
-        images, threads, errors, bar = self._filling
+        images, threads, errors, bar, _ = self._filling
         for t in threads:
             t.join()
         bar.close()
         self._filling = None
+        _FILLING.discard(self)
         if errors:
             raise errors[0]
         self._images = images

@@ -123,14 +123,50 @@ def _read_indexes(root: Path, n_cases: int) -> dict[str, np.ndarray]:
     return out
 
 
-def prepare_derm7pt(
-    dataset_dir: str,
-    out_json: str,
-    image: str = "derm",
-    diagnosis_map: Mapping[str, str | None] | None = None,
-    check_files: bool = False,
-    progress: bool = True,
-) -> str:
+def _items_table(meta: pd.DataFrame, image: str, mapping: Mapping[str, str | None]) -> pd.DataFrame:
+    """One row per case: its item fields; ``label`` is NaN where the diagnosis has no ISIC class."""
+    table = pd.DataFrame({"image": IMAGE_DIR + "/" + meta[image].astype(str)})
+    isic = meta["diagnosis"].map(mapping)
+    table["label"] = isic.map({c: i for i, c in enumerate(ISIC_CLASSES)})
+    for col in ("diagnosis", "case_num", *SEVEN_POINT_CRITERIA):
+        table[col] = meta[col]
+    for col in OPTIONAL_COLUMNS:
+        if col in meta.columns:
+            if col == "clinic":
+                name = "derm_image" if image == "clinic" else "clinic_image"
+                source = meta["derm" if image == "clinic" else "clinic"]
+                table[name] = np.where(source.isna(), None, IMAGE_DIR + "/" + source.astype(str))
+            else:
+                table[col] = meta[col].astype(object).where(meta[col].notna(), None)
+    return table
+
+
+def _diagnosis_mapping(overrides: Mapping[str, str | None] | None) -> dict[str, str | None]:
+    mapping = dict(DIAGNOSIS_TO_ISIC)
+    for diagnosis, cls in dict(overrides or {}).items():
+        if cls is not None and cls not in ISIC_CLASSES:
+            raise DataError(f"diagnosis_map maps {diagnosis!r} to {cls!r}, not one of {list(ISIC_CLASSES)}")
+        mapping[str(diagnosis).strip().lower()] = cls
+    return mapping
+
+
+def _report(out_json: str, datalist: Mapping, unassigned: np.ndarray) -> None:
+    """Print what was written, left out and unassigned."""
+    counts = {s: len(datalist[s]) for s in INDEX_FILES}
+    print(f"wrote {out_json}: {counts} over {len(ISIC_CLASSES)} ISIC classes")
+    unmapped = datalist["unmapped"]
+    if unmapped:
+        by_diagnosis = pd.Series([u["diagnosis"] for u in unmapped]).value_counts().to_dict()
+        listed = ", ".join(f"{d} ({n})" for d, n in by_diagnosis.items())
+        print(f"left out {len(unmapped)} case(s) whose diagnosis has no ISIC 2019 class: {listed}; "
+              f"they are listed under 'unmapped' in {out_json}")
+    if len(unassigned):
+        print(f"note: {len(unassigned)} case(s) of meta.csv are in no index file (listed under meta.unassigned_cases)")
+
+
+def prepare_derm7pt(dataset_dir: str, out_json: str, image: str = "derm",
+                    diagnosis_map: Mapping[str, str | None] | None = None, check_files: bool = False,
+                    progress: bool = True) -> str:
     """Convert a derm7pt ``release_v0`` folder into a datalist JSON over the ISIC 2019 classes.
 
     Args:
@@ -148,11 +184,7 @@ def prepare_derm7pt(
     """
     if image not in ("derm", "clinic"):
         raise DataError(f"image must be 'derm' or 'clinic', got {image!r}")
-    mapping = dict(DIAGNOSIS_TO_ISIC)
-    for diagnosis, cls in dict(diagnosis_map or {}).items():
-        if cls is not None and cls not in ISIC_CLASSES:
-            raise DataError(f"diagnosis_map maps {diagnosis!r} to {cls!r}, not one of {list(ISIC_CLASSES)}")
-        mapping[str(diagnosis).strip().lower()] = cls
+    mapping = _diagnosis_mapping(diagnosis_map)
     root = Path(dataset_dir)
     if not root.is_dir():
         raise DataError(f"dataset_dir not found: {root}")
@@ -160,37 +192,24 @@ def prepare_derm7pt(
     meta = read_derm7pt_meta(meta_path)
     if image == "clinic":
         require_complete(meta, ["clinic"], meta_path)
+        require_unique(meta, "clinic", meta_path, "clinical image")
     splits = _read_indexes(root, len(meta))
 
-    table = pd.DataFrame({"image": IMAGE_DIR + "/" + meta[image].astype(str)})
-    isic = meta["diagnosis"].map(mapping)
-    table["label"] = isic.map({c: i for i, c in enumerate(ISIC_CLASSES)})
-    for col in ("diagnosis", "case_num", *SEVEN_POINT_CRITERIA):
-        table[col] = meta[col]
-    for col in OPTIONAL_COLUMNS:
-        if col in meta.columns:
-            if col == "clinic":
-                name = "derm_image" if image == "clinic" else "clinic_image"
-                source = meta["derm" if image == "clinic" else "clinic"]
-                table[name] = np.where(source.isna(), None, IMAGE_DIR + "/" + source.astype(str))
-            else:
-                table[col] = meta[col].astype(object).where(meta[col].notna(), None)
+    table = _items_table(meta, image, mapping)
     if check_files:
         require_files(root, table["image"].tolist(), progress=progress, what=f"{image} image")
 
     mapped = table["label"].notna().to_numpy()
     unassigned = np.setdiff1d(np.arange(len(meta)), np.concatenate(list(splits.values())))
-    datalist: dict = {"name": "derm7pt", "classes": list(ISIC_CLASSES)}
-    unmapped = []
+    # a case is one lesion (its dermoscopic and clinical images are one item)
+    datalist: dict = {"name": "derm7pt", "classes": list(ISIC_CLASSES), "group_field": "case_num",
+                      "groups_shared_with_training": []}
+    datalist["unmapped"] = []
     for split, idx in splits.items():
         keep = idx[mapped[idx]]
-        part = table.iloc[keep].copy()
-        part["label"] = part["label"].astype(int)
-        datalist[split] = part.to_dict(orient="records")
-        for i in idx[~mapped[idx]]:
-            unmapped.append({"case_num": int(meta["case_num"].iloc[i]), "diagnosis": meta["diagnosis"].iloc[i],
-                             "split": split, "image": table["image"].iloc[i]})
-    datalist["unmapped"] = unmapped
+        datalist[split] = table.iloc[keep].astype({"label": int}).to_dict(orient="records")
+        datalist["unmapped"] += [{"case_num": int(meta["case_num"].iloc[i]), "diagnosis": meta["diagnosis"].iloc[i],
+                                  "split": split, "image": table["image"].iloc[i]} for i in idx[~mapped[idx]]]
     datalist["meta"] = {
         "source": "derm7pt release_v0",
         "image": image,
@@ -200,13 +219,5 @@ def prepare_derm7pt(
     if not any(datalist[s] for s in INDEX_FILES):
         raise DataError(f"{meta_path}: no case has a diagnosis with an ISIC class")
     save_datalist(datalist, out_json)
-    counts = {s: len(datalist[s]) for s in INDEX_FILES}
-    print(f"wrote {out_json}: {counts} over {len(ISIC_CLASSES)} ISIC classes")
-    if unmapped:
-        by_diagnosis = pd.Series([u["diagnosis"] for u in unmapped]).value_counts().to_dict()
-        listed = ", ".join(f"{d} ({n})" for d, n in by_diagnosis.items())
-        print(f"left out {len(unmapped)} case(s) whose diagnosis has no ISIC 2019 class: {listed}; "
-              f"they are listed under 'unmapped' in {out_json}")
-    if len(unassigned):
-        print(f"note: {len(unassigned)} case(s) of meta.csv are in no index file (listed under meta.unassigned_cases)")
+    _report(out_json, datalist, unassigned)
     return str(out_json)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import random
 import weakref
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -49,7 +49,7 @@ class ImageLoader(torch.utils.data.DataLoader):
         if self.generator is not None:
             self.generator.manual_seed(epoch_seed(self.seed, epoch, stream=2))
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self) -> Iterator[Any]:
         fill = getattr(self.dataset, "fill_cache", None)
         if fill is not None:
             fill()

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 from ..errors import DataError
 
 __all__ = [
-    "line_of", "require_complete", "require_integers", "require_values", "require_unique", "require_files",
+    "line_of", "plain_value", "require_complete", "require_integers", "require_values", "require_unique",
+    "require_files",
 ]
 
 
@@ -28,8 +29,8 @@ def line_of(row: int) -> int:
     return int(row) + 2
 
 
-def _plain(value: object) -> object:
-    # numpy scalars print as np.int64(7); messages show the value as the CSV has it
+def plain_value(value: object) -> object:
+    """``value`` as the CSV has it (numpy scalars print as ``np.int64(7)`` in messages)."""
     return value.item() if isinstance(value, np.generic) else value
 
 
@@ -62,7 +63,8 @@ def require_integers(df: pd.DataFrame, columns: Sequence[str], path: str | Path)
         if bad.any():
             row, more = _first(bad)
             raise DataError(
-                f"{path}: line {line_of(row)} has {_plain(df[col].iloc[row])!r} in column {col!r}, not an integer{more}"
+                f"{path}: line {line_of(row)} has {plain_value(df[col].iloc[row])!r} in column {col!r}, "
+                f"not an integer{more}"
             )
         out[col] = values.to_numpy().astype(np.int64)
     return out
@@ -75,26 +77,37 @@ def require_values(df: pd.DataFrame, column: str, allowed: Iterable, path: str |
     if bad.any():
         row, more = _first(bad)
         raise DataError(
-            f"{path}: line {line_of(row)} has unknown {what} {_plain(df[column].iloc[row])!r} in column {column!r} "
+            f"{path}: line {line_of(row)} has unknown {what} {plain_value(df[column].iloc[row])!r} "
+            f"in column {column!r} "
             f"(expected one of {allowed}){more}"
         )
 
 
 def require_unique(df: pd.DataFrame, columns: str | Sequence[str], path: str | Path, what: str = "image") -> None:
-    """No two rows share the same values of ``columns`` (e.g. the same image)."""
+    """No two rows share the same values of ``columns`` (e.g. the same image); the error names the first duplicated
+    value with its lines and, when there are more, a count and the next few values."""
     cols = [columns] if isinstance(columns, str) else list(columns)
-    dup = df.duplicated(subset=cols, keep=False).to_numpy()
-    if dup.any():
-        later = df.duplicated(subset=cols, keep="first").to_numpy()
-        row = int(np.flatnonzero(later)[0])
-        key = tuple(_plain(v) for v in df[cols].iloc[row])
-        same = (df[cols] == df[cols].iloc[row]).all(axis=1).to_numpy()
-        first = int(np.flatnonzero(same)[0])
-        shown = key[0] if len(key) == 1 else dict(zip(cols, key))
-        raise DataError(
-            f"{path}: {what} {shown!r} appears more than once (lines {line_of(first)} and {line_of(row)}, "
-            f"{int(later.sum())} duplicate row(s) in all)"
-        )
+    later = df.duplicated(subset=cols, keep="first").to_numpy()
+    if not later.any():
+        return
+    rows = np.flatnonzero(later)
+
+    def shown(row: int) -> object:
+        key = tuple(plain_value(v) for v in df[cols].iloc[row])
+        return key[0] if len(key) == 1 else dict(zip(cols, key, strict=True))
+
+    row = int(rows[0])
+    same = (df[cols] == df[cols].iloc[row]).all(axis=1).to_numpy()
+    first = int(np.flatnonzero(same)[0])
+    key_rows = rows[~df[cols].iloc[rows].duplicated(keep="first").to_numpy()]  # one row per repeated value
+    more = ""
+    if len(key_rows) > 1:
+        others = ", ".join(repr(shown(int(r))) for r in key_rows[1:4])
+        more = f"; {len(key_rows)} values repeated in all, also {others}{', …' if len(key_rows) > 4 else ''}"
+    raise DataError(
+        f"{path}: {what} {shown(row)!r} appears more than once (lines {line_of(first)} and {line_of(row)}, "
+        f"{int(later.sum())} duplicate row(s) in all){more}"
+    )
 
 
 def require_files(root: str | Path, paths: Sequence[str], progress: bool = True, what: str = "image") -> None:
