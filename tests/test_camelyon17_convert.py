@@ -62,7 +62,11 @@ def test_wilds_split_rules_on_a_hand_written_table(tmp_path):
         return {item["image"] for item in datalist[split]}
 
     train_centres = table["center"].isin([0, 3, 4])
-    assert rows_of("validation") == set(paths[train_centres & (table["split"] == 1)])
+    test_patients = {item["patient"] for item in datalist["test"]}
+    # WILDS id_val less the held-out test patients' patches: model selection never sees a test patient
+    assert rows_of("validation") == set(paths[train_centres & (table["split"] == 1)
+                                              & ~table["patient"].isin(test_patients)])
+    assert not {item["patient"] for item in datalist["validation"]} & test_patients
     assert rows_of("val_ood") == set(paths[table["center"] == 1])  # the split-1 row of hospital 1 included
     assert rows_of("test_ood") == set(paths[table["center"] == 2])
     pool = set(paths[train_centres & (table["split"] == 0)])

@@ -91,6 +91,11 @@ def test_camelyon17_validation_shares_patients_by_design_test_ood_may_not(tmp_pa
     datalist["test_ood"][4:] = patches(1, 2, first=10)
     with pytest.raises(DataError, match=r"patient 1 is in training\[0\] and test_ood\[4\]"):
         load_datalist(_write(tmp_path, datalist))
+    # validation selects the model: it may share training's patients, never a test split's
+    datalist["test_ood"][4:] = patches(3, 2, first=4)
+    datalist["validation"].append(_item("p2_9.png", 0, patient=2))
+    with pytest.raises(DataError, match=r"patient 2 is in validation\[2\] and test\[0\]"):
+        load_datalist(_write(tmp_path, datalist))
 
 
 def test_the_group_field_must_be_on_every_item_unless_declared_absent(tmp_path):

@@ -9,7 +9,8 @@ On-disk format (Koh et al., "WILDS", ICML 2021; the ``camelyon17_v1.0`` archive,
 Splits, following WILDS' ``official`` scheme, plus an in-distribution test split WILDS does not have:
 
 - ``training``: centres 0, 3 and 4 with ``split`` 0, less the patients held out for ``test``;
-- ``validation``: centres 0, 3 and 4 with ``split`` 1 (WILDS ``id_val``: patches of the training slides);
+- ``validation``: centres 0, 3 and 4 with ``split`` 1 (WILDS ``id_val``: patches of the training slides), less the
+  patches of the patients held out for ``test`` (model selection never sees a test patient);
 - ``test``: the ``split``-0 patches of a seeded hold-out of training patients, grouped by patient (no patient is in
   both ``training`` and ``test``) and stratified by centre (every training hospital contributes);
 - ``val_ood``: centre 1 and ``test_ood``: centre 2, every row whatever its ``split`` value (as WILDS assigns them).
@@ -109,9 +110,13 @@ def camelyon17_splits(meta: pd.DataFrame, test_ratio: float = 0.15, seed: int = 
         raise DataError(f"no training patches: no row has a centre in {list(TRAIN_CENTERS)} and split 0")
     patients = meta["patient"].to_numpy()[pool]
     held_out = stratified_group_split(center[pool], patients, (1 - test_ratio, test_ratio), seed=seed) == 1
+    # WILDS' id_val holds split-1 patches of every training-centre patient: those of the held-out patients leave it,
+    # or model selection would see the test patients
+    test_patients = np.unique(patients[held_out])
     out = {
         "training": pool[~held_out],
-        "validation": np.flatnonzero(in_train_centres & (split == 1)),
+        "validation": np.flatnonzero(in_train_centres & (split == 1) & ~np.isin(meta["patient"].to_numpy(),
+                                                                               test_patients)),
         "test": pool[held_out],
         "val_ood": np.flatnonzero(center == VAL_OOD_CENTER),
         "test_ood": np.flatnonzero(center == TEST_OOD_CENTER),

@@ -181,17 +181,21 @@ def _check_groups(datalist: Mapping[str, Any], path: str) -> None:
                 raise DataError(f"datalist {path}: {_place(split, i)} ({item['image']}) has {field} {group!r}, "
                                 "not a string or number")
             first[split].setdefault(group, i)
-    leaks = [(group, split, first["training"][group], i)
-             for split in SPLITS if split != "training" and split not in shared
-             for group, i in first[split].items() if group in first["training"]]
+    # training and the splits that share its groups by design both shape the model (fitting, model selection):
+    # no other split may hold their groups
+    fit = ("training", *shared)
+    leaks = [(group, f, first[f][group], split, i)
+             for split in SPLITS if split not in fit
+             for group, i in first[split].items()
+             for f in [next((f for f in fit if group in first[f]), None)] if f is not None]
     if not leaks:
         return
     if len(leaks) == 1:
-        group, split, t, i = leaks[0]
-        message = f"{field} {group!r} is in training[{t}] and {_place(split, i)}"
+        group, f, t, split, i = leaks[0]
+        message = f"{field} {group!r} is in {_place(f, t)} and {_place(split, i)}"
     else:
-        message = f"{len(leaks)} {field} values are in training and another split, e.g. " + "; ".join(
-            f"{group!r} (training[{t}], {_place(split, i)})" for group, split, t, i in leaks[:_SHOWN])
+        message = f"{len(leaks)} {field} values are in {' or '.join(fit)} and another split, e.g. " + "; ".join(
+            f"{group!r} ({_place(f, t)}, {_place(split, i)})" for group, f, t, split, i in leaks[:_SHOWN])
     raise DataError(f"datalist {path}: {message}: the images of one {field} belong to one split (train/test "
                     "leakage)")
 
