@@ -81,7 +81,7 @@ def test_global_hand_computed_two_positions():
 
 
 def test_global_layer_matches_naive_reference_float64():
-    layer = GlobalSelfAttention2d(16, max_size=6, num_heads=2, attn_ratio=2).to(f64).eval()
+    layer = GlobalSelfAttention2d(16, max_size=6, heads=2, attn_ratio=2).to(f64).eval()
     layer.reset_gamma(1.0)
     with torch.no_grad():
         layer.norm.running_mean.uniform_(-1, 1)
@@ -154,7 +154,7 @@ def test_returned_weights(layer, size):
     x = torch.randn(2, layer.qkv.in_channels if hasattr(layer, "qkv") else layer.channels, *size, dtype=f64)
     out, weights = layer.forward_with_weights(x)
     height, width = size
-    assert weights.shape[:3] == (2, layer.num_heads, height * width)
+    assert weights.shape[:3] == (2, layer.heads, height * width)
     torch.testing.assert_close(weights.sum(-1), torch.ones_like(weights.sum(-1)))
     # weights·V equals the fast path
     torch.testing.assert_close(out, layer(x), atol=1e-10, rtol=0)
@@ -217,11 +217,11 @@ def test_padded_halo_queries_give_finite_gradients_in_bfloat16():
     [
         (lambda: LocalSelfAttention2d(64, window=6), "window"),
         (lambda: LocalSelfAttention2d(64, window=1), "window"),
-        (lambda: GlobalSelfAttention2d(64, num_heads=3), "num_heads=3"),
+        (lambda: GlobalSelfAttention2d(64, heads=3), "heads=3"),
         (lambda: GlobalSelfAttention2d(8, attn_ratio=16), "attn_ratio"),
-        (lambda: LocalAttentionConv2d(32, 48, num_heads=5), "num_heads=5"),
+        (lambda: LocalAttentionConv2d(32, 48, heads=5), "heads=5"),
         (lambda: DepthwiseLocalAttention2d(64, stride=3), "stride"),
-        (lambda: DepthwiseLocalAttention2d(60, num_heads=8), "num_heads=8"),
+        (lambda: DepthwiseLocalAttention2d(60, heads=8), "heads=8"),
     ],
 )
 def test_bad_arguments_name_the_value(make, match):

@@ -99,7 +99,7 @@ class AttentionEfficientNetB0(EfficientNet):
                 for block in self._blocks[i]:
                     try:
                         block._depthwise_conv = DepthwiseLocalAttention2d(
-                            block._bn1.num_features, window, stride=block.stride, num_heads=heads
+                            block._bn1.num_features, window, stride=block.stride, heads=heads
                         )
                     except ValueError as e:
                         raise ConfigError(f"attention='ela' in stack {i}: {e}") from e

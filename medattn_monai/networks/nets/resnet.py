@@ -102,7 +102,7 @@ class AttentionResNet18(ResNet):
             elif attention == "ela":
                 for block in layer:
                     try:
-                        block.conv2 = LocalAttentionConv2d(channels, channels, window, num_heads=heads)
+                        block.conv2 = LocalAttentionConv2d(channels, channels, window, heads=heads)
                     except ValueError as e:
                         raise ConfigError(f"attention='ela' in layer{stage} ({channels} channels): {e}") from e
 

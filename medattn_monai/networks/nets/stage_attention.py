@@ -102,9 +102,9 @@ def added_attention(options: AttentionOptions, channels: int, stage: int) -> nn.
     try:
         if options.attention == "ga":
             side = stage_map_size(options.image_size, stage)
-            return GlobalSelfAttention2d(channels, side, num_heads=options.heads, attn_ratio=options.attn_ratio)
+            return GlobalSelfAttention2d(channels, side, heads=options.heads, attn_ratio=options.attn_ratio)
         if options.attention == "la":
-            return LocalSelfAttention2d(channels, options.window, num_heads=options.heads, attn_ratio=options.attn_ratio)
+            return LocalSelfAttention2d(channels, options.window, heads=options.heads, attn_ratio=options.attn_ratio)
     except ValueError as e:
         raise ConfigError(f"attention={options.attention!r} after stage {stage} ({channels} channels): {e}") from e
     raise ValueError(f"no added layer for attention={options.attention!r}")
