@@ -44,7 +44,8 @@ def naive_local(q, k, v, table):
     out = torch.zeros(b, h, v.shape[2], height, width, dtype=q.dtype)
     for y in range(height):
         for x in range(width):
-            keys = [(yy, xx) for yy in range(y - r, y + r + 1) for xx in range(x - r, x + r + 1) if 0 <= yy < height and 0 <= xx < width]
+            keys = [(yy, xx) for yy in range(y - r, y + r + 1) for xx in range(x - r, x + r + 1)
+                    if 0 <= yy < height and 0 <= xx < width]
             ks = torch.stack([k[..., yy, xx] for yy, xx in keys], dim=-1)  # B×h×d×n
             vs = torch.stack([v[..., yy, xx] for yy, xx in keys], dim=-1)
             bias = torch.stack([table[:, yy - y + r, xx - x + r] for yy, xx in keys], dim=-1)  # h×n
@@ -180,7 +181,8 @@ def test_local_weights_layout_matches_offsets():
     weights = local_attention_weights(q, k, table)[0, 0, 2 * width + 2]  # the centre query
     expected = torch.softmax(torch.arange(9, dtype=f64), dim=0)
     torch.testing.assert_close(weights, expected)
-    assert neighbour_offsets(3).tolist() == [[-1, -1], [-1, 0], [-1, 1], [0, -1], [0, 0], [0, 1], [1, -1], [1, 0], [1, 1]]
+    expected = [[-1, -1], [-1, 0], [-1, 1], [0, -1], [0, 0], [0, 1], [1, -1], [1, 0], [1, 1]]
+    assert neighbour_offsets(3).tolist() == expected
 
 
 def test_depthwise_strided_equals_attend_then_pool():

@@ -253,7 +253,8 @@ def _halo_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: to
     pad_w = n_x * block - width
     # queries: B×h×d×H×W -> B×(nb·h)×b²×d, blocks major and heads minor, matching the mask's layout
     qb = F.pad(q.reshape(b, h * d, height, width), [0, pad_w, 0, pad_h])
-    qb = qb.reshape(b, h, d, n_y, block, n_x, block).permute(0, 3, 5, 1, 4, 6, 2).reshape(b, n_y * n_x * h, block * block, d)
+    qb = qb.reshape(b, h, d, n_y, block, n_x, block).permute(0, 3, 5, 1, 4, 6, 2)
+    qb = qb.reshape(b, n_y * n_x * h, block * block, d)
     kb = _halo_blocks(k, r, block, pad_h, pad_w)
     vb = _halo_blocks(v, r, block, pad_h, pad_w)
     mask = _halo_mask(table, height, width, block, q.dtype, q.device)
