@@ -333,3 +333,23 @@ def test_signatures_are_the_spec_fields():
     assert list(inspect.signature(build_network).parameters) == fields + ["pretrained_path"]
     assert list(inspect.signature(describe_network).parameters) == fields + ["pretrained_path"]
     assert list(inspect.signature(network_recipe).parameters) == fields
+
+
+@pytest.mark.parametrize("case", [("densenet121", "la"), ("efficientnet-b0", "ela"), ("vit", "none")], ids="-".join)
+def test_meta_counts_equal_those_of_a_plain_meta_build(case):
+    """meta_network skips initialisers and count_macs skips norms: neither may change a shape or a count."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from medattn_monai.networks.meta_device import count_macs, meta_network
+
+    cls, kwargs = network_recipe(*case, image_size=64)
+    fast = meta_network(cls, kwargs)
+    with torch.device("meta"):
+        plain = cls(**kwargs).eval()
+    shapes = [(k, v.shape, v.requires_grad) for k, v in plain.named_parameters()]
+    assert [(k, v.shape, v.requires_grad) for k, v in fast.named_parameters()] == shapes
+    assert {k: v.shape for k, v in fast.named_buffers()} == {k: v.shape for k, v in plain.named_buffers()}
+    x = torch.empty(1, 3, 64, 64, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        out = plain(x)
+    assert count_macs(fast, x) == (counter.get_total_flops() // 2, out.shape) and fast.training

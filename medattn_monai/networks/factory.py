@@ -47,6 +47,7 @@ __all__ = [
     "build_network",
     "count_parameters",
     "describe_network",
+    "meta_build",
     "network_recipe",
     "spec_recipe",
     "variants_of",
@@ -86,15 +87,30 @@ def spec_recipe(spec: NetworkSpec, width: float | int | None = None) -> tuple[ty
     return _CLASSES[spec.backbone], kwargs
 
 
+def meta_build(spec: NetworkSpec, width: float | int | None = None) -> nn.Module:
+    """``spec``'s network (``width`` overriding its width knob) on the meta device, for counting.
+
+    The last few builds are kept (networks equal in class and arguments are one), so that what counts a network's
+    parameters and what then counts its multiply-adds build it once: treat the module as read-only.
+    """
+    cls, kwargs = spec_recipe(spec, width)
+    return _meta_build(cls, tuple(kwargs.items()))
+
+
+@lru_cache(maxsize=8)
+def _meta_build(cls: type[nn.Module], kwargs: tuple[tuple[str, Any], ...]) -> nn.Module:
+    return meta_network(cls, dict(kwargs))
+
+
 @lru_cache(maxsize=None)
 def _params(spec: NetworkSpec, width: float | int | None = None) -> int:
-    return count_parameters(meta_network(*spec_recipe(spec, width)))
+    return count_parameters(meta_build(spec, width))
 
 
 @lru_cache(maxsize=None)
 def _state_shapes(spec: NetworkSpec) -> tuple[tuple[str, torch.Size], ...]:
     """state_dict key → shape of ``spec``'s network (built on the meta device)."""
-    return tuple((k, v.shape) for k, v in meta_network(*spec_recipe(spec)).state_dict().items())
+    return tuple((k, v.shape) for k, v in meta_build(spec).state_dict().items())
 
 
 @lru_cache(maxsize=None)

@@ -14,8 +14,8 @@ from dataclasses import replace
 import torch
 
 from ..errors import ConfigError
-from .factory import describe_spec, spec_recipe
-from .meta_device import count_macs, meta_network
+from .factory import describe_spec, meta_build, spec_recipe
+from .meta_device import count_macs
 from .spec import CNN_BACKBONES, NetworkSpec, normalize_stages, variants_of
 
 __all__ = ["model_rows", "model_table", "print_model_table"]
@@ -40,10 +40,14 @@ def _networks(base: NetworkSpec, stages: tuple[int, ...], backbones: Sequence[st
     return named
 
 
-def _row(name: str, spec: NetworkSpec) -> dict:
+def _row(name: str, spec: NetworkSpec, counted: dict) -> dict:
     info = describe_spec(spec)
-    net = meta_network(*spec_recipe(spec)).eval()
-    macs, shape = count_macs(net, torch.empty(1, spec.in_channels, spec.image_size, spec.image_size, device="meta"))
+    cls, kwargs = spec_recipe(spec)
+    key = (cls, tuple(kwargs.items()))  # equal networks (a size-matched CNN at the plain width, ...) are counted once
+    if key not in counted:
+        x = torch.empty(1, spec.in_channels, spec.image_size, spec.image_size, device="meta")
+        counted[key] = count_macs(meta_build(spec), x)
+    macs, shape = counted[key]
     # the overhead is over the plain CNN of the row's family (a ViT's: the CNN it is sized to)
     params, plain = info["params_count"], describe_spec(spec.plain(spec.family))["params_count"]
     return {
@@ -72,7 +76,8 @@ def model_rows(
     unknown = [b for b in backbones if b not in CNN_BACKBONES]
     if unknown:
         raise ConfigError(f"backbones={list(backbones)!r}: {unknown} not among {list(CNN_BACKBONES)}")
-    return [_row(name, spec) for name, spec in _networks(base, normalize_stages(stages), backbones)]
+    counted: dict[tuple, tuple[int, torch.Size]] = {}
+    return [_row(name, spec, counted) for name, spec in _networks(base, normalize_stages(stages), backbones)]
 
 
 def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
