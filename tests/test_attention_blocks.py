@@ -44,7 +44,8 @@ def naive_local(q, k, v, table):
     out = torch.zeros(b, h, v.shape[2], height, width, dtype=q.dtype)
     for y in range(height):
         for x in range(width):
-            keys = [(yy, xx) for yy in range(y - r, y + r + 1) for xx in range(x - r, x + r + 1) if 0 <= yy < height and 0 <= xx < width]
+            keys = [(yy, xx) for yy in range(y - r, y + r + 1) for xx in range(x - r, x + r + 1)
+                    if 0 <= yy < height and 0 <= xx < width]
             ks = torch.stack([k[..., yy, xx] for yy, xx in keys], dim=-1)  # B×h×d×n
             vs = torch.stack([v[..., yy, xx] for yy, xx in keys], dim=-1)
             bias = torch.stack([table[:, yy - y + r, xx - x + r] for yy, xx in keys], dim=-1)  # h×n
@@ -81,7 +82,7 @@ def test_global_hand_computed_two_positions():
 
 
 def test_global_layer_matches_naive_reference_float64():
-    layer = GlobalSelfAttention2d(16, max_size=6, num_heads=2, attn_ratio=2).to(f64).eval()
+    layer = GlobalSelfAttention2d(16, max_size=6, heads=2, attn_ratio=2).to(f64).eval()
     layer.reset_gamma(1.0)
     with torch.no_grad():
         layer.norm.running_mean.uniform_(-1, 1)
@@ -154,7 +155,7 @@ def test_returned_weights(layer, size):
     x = torch.randn(2, layer.qkv.in_channels if hasattr(layer, "qkv") else layer.channels, *size, dtype=f64)
     out, weights = layer.forward_with_weights(x)
     height, width = size
-    assert weights.shape[:3] == (2, layer.num_heads, height * width)
+    assert weights.shape[:3] == (2, layer.heads, height * width)
     torch.testing.assert_close(weights.sum(-1), torch.ones_like(weights.sum(-1)))
     # weights·V equals the fast path
     torch.testing.assert_close(out, layer(x), atol=1e-10, rtol=0)
@@ -180,7 +181,8 @@ def test_local_weights_layout_matches_offsets():
     weights = local_attention_weights(q, k, table)[0, 0, 2 * width + 2]  # the centre query
     expected = torch.softmax(torch.arange(9, dtype=f64), dim=0)
     torch.testing.assert_close(weights, expected)
-    assert neighbour_offsets(3).tolist() == [[-1, -1], [-1, 0], [-1, 1], [0, -1], [0, 0], [0, 1], [1, -1], [1, 0], [1, 1]]
+    expected = [[-1, -1], [-1, 0], [-1, 1], [0, -1], [0, 0], [0, 1], [1, -1], [1, 0], [1, 1]]
+    assert neighbour_offsets(3).tolist() == expected
 
 
 def test_depthwise_strided_equals_attend_then_pool():
@@ -217,11 +219,11 @@ def test_padded_halo_queries_give_finite_gradients_in_bfloat16():
     [
         (lambda: LocalSelfAttention2d(64, window=6), "window"),
         (lambda: LocalSelfAttention2d(64, window=1), "window"),
-        (lambda: GlobalSelfAttention2d(64, num_heads=3), "num_heads=3"),
+        (lambda: GlobalSelfAttention2d(64, heads=3), "heads=3"),
         (lambda: GlobalSelfAttention2d(8, attn_ratio=16), "attn_ratio"),
-        (lambda: LocalAttentionConv2d(32, 48, num_heads=5), "num_heads=5"),
+        (lambda: LocalAttentionConv2d(32, 48, heads=5), "heads=5"),
         (lambda: DepthwiseLocalAttention2d(64, stride=3), "stride"),
-        (lambda: DepthwiseLocalAttention2d(60, num_heads=8), "num_heads=8"),
+        (lambda: DepthwiseLocalAttention2d(60, heads=8), "heads=8"),
     ],
 )
 def test_bad_arguments_name_the_value(make, match):

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import json
+
 import pytest
 import torch
 from monai.bundle import ConfigParser
 from monai.networks.nets import DenseNet121, EfficientNetBN, resnet18
 
 from medattn_monai.errors import ConfigError
-from medattn_monai.networks import build_network, count_parameters, describe_network
+from medattn_monai.networks import NetworkSpec, build_network, count_parameters, describe_network, network_recipe
 from medattn_monai.networks.attention_maps import (
     attention_received,
     attention_rollout,
     collect_attention,
     gradcam_target_layer,
 )
-from medattn_monai.networks.export import export_network
 from medattn_monai.networks.factory import variants_of
+from medattn_monai.networks.nets import AttentionEfficientNetB0, AttentionResNet18
+from medattn_monai.networks.scripting import export_network
 from medattn_monai.networks.summary import print_model_table
 
 IMAGE = 96  # nets are built for 96 px, so ga's tables cover both test sizes (64 and 96)
@@ -135,7 +140,8 @@ def test_plain_networks_are_monais():
         "efficientnet-b0": EfficientNetBN("efficientnet-b0", pretrained=False, spatial_dims=2, num_classes=CLASSES),
     }
     for name, net in ours.items():
-        assert {k: v.shape for k, v in net.state_dict().items()} == {k: v.shape for k, v in monai[name].state_dict().items()}
+        theirs = monai[name].state_dict()
+        assert {k: v.shape for k, v in net.state_dict().items()} == {k: v.shape for k, v in theirs.items()}
 
 
 @pytest.mark.parametrize(
@@ -219,7 +225,10 @@ def test_network_from_bundle_config():
     assert net.layer4.attn.window == 5 and net(torch.randn(1, 3, 64, 64)).shape == (1, 2)
 
 
-@pytest.mark.parametrize("case", [("resnet18", "ga"), ("densenet121", "la"), ("resnet18", "ela"), ("efficientnet-b0", "ela")], ids="-".join)
+MAP_CASES = [("resnet18", "ga"), ("densenet121", "la"), ("resnet18", "ela"), ("efficientnet-b0", "ela")]
+
+
+@pytest.mark.parametrize("case", MAP_CASES, ids="-".join)
 def test_attention_weights_and_maps(nets, case):
     net, x = nets[case], torch.randn(2, 3, 64, 64)
     weights = collect_attention(net, x)
@@ -227,7 +236,7 @@ def test_attention_weights_and_maps(nets, case):
     assert weights and set(weights) == set(received)
     for name, w in weights.items():
         module = net.get_submodule(name)
-        assert w.shape[:2] == (2, module.num_heads)
+        assert w.shape[:2] == (2, module.heads)
         torch.testing.assert_close(w.sum(-1), torch.ones_like(w.sum(-1)))
         height, width = received[name].shape[-2:]
         assert w.shape[2] == height * width
@@ -269,3 +278,78 @@ def test_models_table(capsys):
     assert "-29.3%" in out  # ela's overhead: the attention convolutions have fewer parameters
     with pytest.raises(ConfigError, match="resnet50"):
         print_model_table(backbones="resnet50")
+
+
+# the network_args a run folder of the code before NetworkSpec recorded for build_network("resnet18", "la", ...)
+OLD_RUN_ARGS = {"backbone": "resnet18", "attention": "la", "num_classes": 2, "in_channels": 3, "image_size": 64,
+                "stages": [3, 4], "heads": None, "attn_ratio": 4, "window": 7, "baseline": None, "matched_to": None,
+                "family": None}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(backbone="resnet18", attention="la", image_size=64, stages=(3, 4)),
+        dict(backbone="densenet121", attention="ga", image_size=64, stages="4", heads=2),
+        dict(backbone="efficientnet-b0", baseline="size_matched", matched_to="ela", image_size=64, stages=3),
+        dict(backbone="vit", family="densenet121", image_size=64),
+    ],
+    ids=["tuple-stages", "string-stages", "size-matched", "vit"],
+)
+def test_network_args_rebuild_the_network(kwargs):
+    net = build_network(**kwargs)
+    recorded = json.loads(json.dumps(net.network_args))  # what run.json holds
+    again = build_network(**recorded)
+    assert again.network_args == recorded
+    assert {k: v.shape for k, v in again.state_dict().items()} == {k: v.shape for k, v in net.state_dict().items()}
+    again.load_state_dict(net.state_dict())
+
+
+def test_network_args_keep_their_format():
+    assert build_network("resnet18", "la", image_size=64, stages=(3, 4)).network_args == OLD_RUN_ARGS
+    assert build_network(**OLD_RUN_ARGS).layer4.attn.window == 7
+
+
+def test_spec_is_normalised_once_and_refuses_unknown_keys():
+    spec = NetworkSpec(attention="ga", window=3, stages="4,3")
+    assert spec == NetworkSpec(attention="ga") and spec.stages == (3, 4) and spec.window == 7
+    assert NetworkSpec(stages=[2], heads=4) == NetworkSpec() and NetworkSpec().baseline == "plain"
+    others = (NetworkSpec("vit", family="efficientnet-b0"), NetworkSpec(baseline="size_matched", matched_to="la"))
+    for same in (spec, *others):
+        assert NetworkSpec(**dataclasses.asdict(same)) == same  # a spec's fields give the same spec
+    assert NetworkSpec.from_mapping(dict(OLD_RUN_ARGS, pretrained_path=None)) == NetworkSpec.from_args(**OLD_RUN_ARGS)
+    with pytest.raises(ConfigError, match="unknown network argument 'head' .*closest known: 'heads'"):
+        NetworkSpec.from_mapping({"backbone": "resnet18", "head": 2})
+    with pytest.raises(ConfigError, match="'windows' .*closest known: 'window'"):
+        build_network("resnet18", "la", windows=5)
+    with pytest.raises(ConfigError, match="'baseline' .*closest known"):
+        AttentionResNet18(baseline="plain")  # the classes take no factory fields
+    with pytest.raises(ConfigError, match="'se' is not a variant of efficientnet-b0"):
+        AttentionEfficientNetB0(attention="se")
+
+
+def test_signatures_are_the_spec_fields():
+    fields = [f.name for f in dataclasses.fields(NetworkSpec)]
+    assert list(inspect.signature(build_network).parameters) == fields + ["pretrained_path"]
+    assert list(inspect.signature(describe_network).parameters) == fields + ["pretrained_path"]
+    assert list(inspect.signature(network_recipe).parameters) == fields
+
+
+@pytest.mark.parametrize("case", [("densenet121", "la"), ("efficientnet-b0", "ela"), ("vit", "none")], ids="-".join)
+def test_meta_counts_equal_those_of_a_plain_meta_build(case):
+    """meta_network skips initialisers and count_macs skips norms: neither may change a shape or a count."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from medattn_monai.networks.meta_device import count_macs, meta_network
+
+    cls, kwargs = network_recipe(*case, image_size=64)
+    fast = meta_network(cls, kwargs)
+    with torch.device("meta"):
+        plain = cls(**kwargs).eval()
+    shapes = [(k, v.shape, v.requires_grad) for k, v in plain.named_parameters()]
+    assert [(k, v.shape, v.requires_grad) for k, v in fast.named_parameters()] == shapes
+    assert {k: v.shape for k, v in fast.named_buffers()} == {k: v.shape for k, v in plain.named_buffers()}
+    x = torch.empty(1, 3, 64, 64, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        out = plain(x)
+    assert count_macs(fast, x) == (counter.get_total_flops() // 2, out.shape) and fast.training

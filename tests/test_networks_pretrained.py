@@ -12,6 +12,7 @@ import torch
 from medattn_monai.errors import ConfigError
 from medattn_monai.networks import build_network
 
+DENSE_KEY = "features.denseblock2.denselayer3.layers.conv2.weight"  # MONAI's name of a torchvision dense layer conv
 
 def _bn(prefix: str, c: int) -> dict:
     return {f"{prefix}.{k}": torch.rand(c) + 0.5 for k in ("weight", "bias", "running_mean", "running_var")} | {
@@ -78,8 +79,8 @@ def files(tmp_path_factory) -> dict:
     "backbone, file, attentions, key, mapped",
     [
         ("resnet18", "resnet18", ("none", "ga", "ela", "se"), "layer3.1.conv1.weight", "layer3.1.conv1.weight"),
-        ("densenet121", "densenet121", ("none", "ela"), "features.denseblock2.denselayer3.conv2.weight", "features.denseblock2.denselayer3.layers.conv2.weight"),
-        ("densenet121", "densenet121-old", ("la",), "features.denseblock2.denselayer3.conv.2.weight", "features.denseblock2.denselayer3.layers.conv2.weight"),
+        ("densenet121", "densenet121", ("none", "ela"), "features.denseblock2.denselayer3.conv2.weight", DENSE_KEY),
+        ("densenet121", "densenet121-old", ("la",), "features.denseblock2.denselayer3.conv.2.weight", DENSE_KEY),
     ],
     ids=["resnet18", "densenet121", "densenet121-hub-names"],
 )
@@ -104,7 +105,8 @@ def test_checkpoint_loads_into_backbone_and_variants(files, backbone, file, atte
 
 
 def test_wrong_checkpoint_lists_missing_and_unexpected_keys(files):
-    with pytest.raises(ConfigError, match=r"missing keys \(100\): .*conv1.weight.*unexpected keys \(727\): .*features\.conv0"):
+    expected = r"missing keys \(100\): .*conv1.weight.*unexpected keys \(727\): .*features\.conv0"
+    with pytest.raises(ConfigError, match=expected):
         build_network("resnet18", pretrained_path=str(files["densenet121"]))
 
 
@@ -112,7 +114,8 @@ def test_renamed_key_is_named(tmp_path):
     sd = torchvision_resnet18()
     sd["layer2.0.conv9.weight"] = sd.pop("layer2.0.conv1.weight")
     torch.save(sd, tmp_path / "bad.pth")
-    with pytest.raises(ConfigError, match=r"missing keys \(1\): layer2.0.conv1.weight; unexpected keys \(1\): layer2.0.conv9"):
+    expected = r"missing keys \(1\): layer2.0.conv1.weight; unexpected keys \(1\): layer2.0.conv9"
+    with pytest.raises(ConfigError, match=expected):
         build_network("resnet18", pretrained_path=str(tmp_path / "bad.pth"))
 
 

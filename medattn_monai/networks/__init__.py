@@ -1,6 +1,7 @@
 """Networks: MONAI backbones, their self-attention variants and the baselines they are compared with.
 
-See ``docs/networks.md`` for the formulas, and :func:`build_network` for the one entry point.
+See ``docs/networks.md`` for the formulas, :class:`NetworkSpec` for the fields that name a network and
+:func:`build_network` for the one entry point.
 """
 
 from __future__ import annotations
@@ -13,17 +14,9 @@ from .attention_maps import (
     gradcam_target_layer,
     rollout_attention_matrices,
 )
-from .export import export_network
-from .factory import (
-    BACKBONES,
-    CNN_BACKBONES,
-    VARIANTS,
-    NetworkSpec,
-    build_network,
-    count_parameters,
-    describe_network,
-    network_recipe,
-)
+from .factory import build_network, count_parameters, describe_network, network_recipe
+from .scripting import export_network
+from .spec import BACKBONES, CNN_BACKBONES, VARIANTS, NetworkSpec, variants_of
 
 __all__ = [
     "BACKBONES",
@@ -41,4 +34,5 @@ __all__ = [
     "gradcam_target_layer",
     "network_recipe",
     "rollout_attention_matrices",
+    "variants_of",
 ]

@@ -182,7 +182,9 @@ def _patch_grid(n_tokens: int, size: tuple[int, int]) -> tuple[int, int]:
     return h, n_tokens // h
 
 
-def attention_rollout(net: nn.Module, x: torch.Tensor, head_fusion: str = "mean", residual: float = 0.5) -> torch.Tensor:
+def attention_rollout(
+    net: nn.Module, x: torch.Tensor, head_fusion: str = "mean", residual: float = 0.5
+) -> torch.Tensor:
     """Attention rollout of a network holding a 2-D MONAI ``ViT`` (:class:`ViTClassifier`, or any module wrapping
     one): the attention flow from each patch, ``B×h×w`` on the patch grid, each map summing to 1.
 

@@ -1,6 +1,6 @@
 """One factory for every network of the study (bundle ``network_def`` targets :func:`build_network`).
 
-A network is named by plain, JSON-friendly arguments:
+A network is named by the fields of :class:`~.spec.NetworkSpec` (plain JSON values; docs/networks.md):
 
 - ``backbone``: ``resnet18``, ``densenet121``, ``efficientnet-b0`` or ``vit``.
 - ``attention``: ``none``, ``ga``, ``la``, ``ela`` or ``se`` (``se`` not on ``efficientnet-b0``; ViT: ``none``).
@@ -8,26 +8,35 @@ A network is named by plain, JSON-friendly arguments:
   ``matched_to`` naming the variant whose parameter count the CNN matches (±5 %) by changing only its width knob.
   A ViT is a baseline of its own, sized (±15 %) to the plain CNN named by ``family`` (default ``resnet18``).
 
-:func:`describe_network` gives the tracking facts of the same arguments (``params_count`` among them) from a
+:func:`describe_network` gives the tracking facts of the same fields (``params_count`` among them) from a
 parameter-free build on the ``meta`` device, cached, so bundles and ``medattn models`` agree and nothing is
 built twice for a size-matched search.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .meta_device import meta_network
 from .nets import AttentionDenseNet121, AttentionEfficientNetB0, AttentionResNet18, ViTClassifier
-from .nets.stage_attention import VARIANTS, AttentionOptions, normalize_stages
 from .pretrained import load_pretrained
-from .size_matching import WIDTH_GRIDS, WIDTH_KNOBS, closest_width
+from .size_matching import WIDTH_KNOBS, match_width
+from .spec import (
+    BACKBONES,
+    BASELINES,
+    CNN_BACKBONES,
+    VARIANTS,
+    NetworkSpec,
+    network_arguments,
+    takes_network_fields,
+    variants_of,
+)
 
 __all__ = [
     "BACKBONES",
@@ -38,17 +47,21 @@ __all__ = [
     "build_network",
     "count_parameters",
     "describe_network",
+    "meta_build",
     "network_recipe",
+    "spec_recipe",
     "variants_of",
 ]
 
-CNN_BACKBONES = ("resnet18", "densenet121", "efficientnet-b0")
-BACKBONES = CNN_BACKBONES + ("vit",)
-BASELINES = ("plain", "size_matched")
 CNN_TOLERANCE = 0.05
 VIT_TOLERANCE = 0.15
 
-_CLASSES = {"resnet18": AttentionResNet18, "densenet121": AttentionDenseNet121, "efficientnet-b0": AttentionEfficientNetB0}
+_CLASSES = {
+    "resnet18": AttentionResNet18,
+    "densenet121": AttentionDenseNet121,
+    "efficientnet-b0": AttentionEfficientNetB0,
+}
+_PRETRAINABLE = ("resnet18", "densenet121")
 
 
 def count_parameters(net: nn.Module) -> int:
@@ -56,137 +69,16 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
 
 
-def variants_of(backbone: str) -> tuple[str, ...]:
-    """The attention variants (besides ``none``) that exist for a CNN ``backbone``."""
-    return tuple(v for v in VARIANTS[1:] if not (v == "se" and backbone == "efficientnet-b0"))
+def spec_recipe(spec: NetworkSpec, width: float | int | None = None) -> tuple[type[nn.Module], dict[str, Any]]:
+    """The class of ``spec``'s module and its constructor arguments; ``width`` overrides the width knob.
 
-
-@dataclass(frozen=True)
-class NetworkSpec:
-    """Validated, normalised arguments of :func:`build_network` (hashable: the cache key of counts and searches).
-
-    Options that do not affect a network are reset to their defaults (e.g. ``window`` of a ``ga`` network,
-    ``stages`` of a plain one), so equal networks have equal specs.
+    Size-matched widths and the ViT's hidden size are resolved (searched once, cached).
     """
-
-    backbone: str
-    attention: str
-    num_classes: int
-    in_channels: int
-    image_size: int
-    stages: tuple[int, ...]
-    heads: int | None
-    attn_ratio: int
-    window: int
-    baseline: str | None
-    matched_to: str | None
-    family: str | None
-
-    @classmethod
-    def from_args(
-        cls,
-        backbone: str = "resnet18",
-        attention: str = "none",
-        num_classes: int = 2,
-        in_channels: int = 3,
-        image_size: int = 224,
-        *,
-        stages: Sequence[int] | int | str = (3, 4),
-        heads: int | None = None,
-        attn_ratio: int = 4,
-        window: int = 7,
-        baseline: str | None = None,
-        matched_to: str | None = None,
-        family: str | None = None,
-    ) -> NetworkSpec:
-        """Validate :func:`build_network`'s arguments (ConfigError naming the value) and normalise them."""
-        if backbone not in BACKBONES:
-            raise ConfigError(f"backbone={backbone!r} is not one of {list(BACKBONES)}")
-        for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name}={value!r}: expected a positive int")
-        if not isinstance(image_size, int) or image_size < 32 or image_size % 32:
-            raise ConfigError(f"image_size={image_size!r}: expected a positive multiple of 32 (e.g. 64, 96, 224)")
-        if baseline == "vit":  # the tag's value; accepted for the ViT itself
-            if backbone != "vit":
-                raise ConfigError(f"baseline='vit' needs backbone='vit', got backbone={backbone!r}")
-            baseline = None
-        if baseline not in (None,) + BASELINES:
-            raise ConfigError(f"baseline={baseline!r} is not one of {[None, *BASELINES]}")
-        if backbone == "vit":
-            if attention != "none":
-                raise ConfigError(f"attention={attention!r}: the ViT baseline has no CNN attention variant (use 'none')")
-            if baseline is not None or matched_to is not None:
-                raise ConfigError("the ViT is sized by family=<cnn backbone>; baseline/matched_to do not apply to it")
-            family = "resnet18" if family is None else family
-            if family not in CNN_BACKBONES:
-                raise ConfigError(f"family={family!r}: the ViT is sized to one of {list(CNN_BACKBONES)}")
-            d = AttentionOptions()
-            return cls("vit", "none", num_classes, in_channels, image_size, (), None, d.attn_ratio, d.window, "vit", None, family)
-        if family not in (None, backbone):
-            raise ConfigError(f"family={family!r}: a {backbone} network's family is its backbone")
-        if attention not in VARIANTS:
-            raise ConfigError(f"attention={attention!r} is not one of {list(VARIANTS)}")
-        variant = attention
-        if attention != "none":
-            if baseline is not None or matched_to is not None:
-                raise ConfigError(
-                    f"baseline={baseline!r}, matched_to={matched_to!r}: attention variants are not baselines "
-                    f"(use attention='none', baseline='size_matched', matched_to={attention!r})"
-                )
-        elif baseline == "size_matched":
-            if matched_to not in VARIANTS[1:]:
-                raise ConfigError(f"matched_to={matched_to!r}: baseline='size_matched' needs one of {list(VARIANTS[1:])}")
-            variant = matched_to
-        elif matched_to is not None:
-            raise ConfigError(f"matched_to={matched_to!r} needs baseline='size_matched'")
-        if variant == "se" and backbone == "efficientnet-b0":
-            raise ConfigError(
-                "attention='se' is not a variant of efficientnet-b0: its MBConv blocks already carry "
-                "squeeze-and-excitation (its plain network is the channel-attention model)"
-            )
-        # validates stages, heads, attn_ratio, window (ConfigError naming the value)
-        opts = AttentionOptions(variant, normalize_stages(stages), heads, attn_ratio, window, image_size)
-        defaults = AttentionOptions()
-        if variant == "none":
-            opts = replace(defaults, image_size=image_size)
-        elif variant in ("ela", "se"):
-            opts = replace(opts, attn_ratio=defaults.attn_ratio)
-        if variant in ("ga", "se"):
-            opts = replace(opts, window=defaults.window)
-        if variant == "se":
-            opts = replace(opts, heads=None)
-        base = None if attention != "none" else (baseline or "plain")
-        return cls(
-            backbone, attention, num_classes, in_channels, image_size, opts.stages if variant != "none" else (),
-            opts.heads, opts.attn_ratio, opts.window, base, matched_to if base == "size_matched" else None, backbone,
-        )
-
-    def with_(self, **changes) -> NetworkSpec:
-        """A copy with fields changed (no re-validation: for specs derived from a valid one)."""
-        return replace(self, **changes)
-
-
-def _cnn_kwargs(spec: NetworkSpec) -> dict:
-    return dict(
-        num_classes=spec.num_classes,
-        in_channels=spec.in_channels,
-        attention=spec.attention,
-        stages=spec.stages or AttentionOptions().stages,
-        heads=spec.heads,
-        attn_ratio=spec.attn_ratio,
-        window=spec.window,
-        image_size=spec.image_size,
-    )
-
-
-def _recipe(spec: NetworkSpec, width: float | int | None = None) -> tuple[type[nn.Module], dict]:
-    """The class of ``spec``'s module and its constructor arguments; ``width`` overrides the width knob."""
     if spec.backbone == "vit":
         hidden = width if width is not None else _vit_width(spec)[0]
         return ViTClassifier, dict(num_classes=spec.num_classes, in_channels=spec.in_channels,
                                    image_size=spec.image_size, hidden_size=int(hidden))
-    kwargs = _cnn_kwargs(spec)
+    kwargs = spec.class_args()
     if spec.baseline == "size_matched" and width is None:
         width = _matched_width(spec)[0]
     if width is not None:
@@ -195,120 +87,87 @@ def _recipe(spec: NetworkSpec, width: float | int | None = None) -> tuple[type[n
     return _CLASSES[spec.backbone], kwargs
 
 
-def _construct(spec: NetworkSpec, width: float | int | None = None) -> nn.Module:
-    """The module of ``spec``; ``width`` overrides the width knob (used by the size search)."""
-    cls, kwargs = _recipe(spec, width)
-    return cls(**kwargs)
+def meta_build(spec: NetworkSpec, width: float | int | None = None) -> nn.Module:
+    """``spec``'s network (``width`` overriding its width knob) on the meta device, for counting.
+
+    The last few builds are kept (networks equal in class and arguments are one), so that what counts a network's
+    parameters and what then counts its multiply-adds build it once: treat the module as read-only.
+    """
+    cls, kwargs = spec_recipe(spec, width)
+    return _meta_build(cls, tuple(kwargs.items()))
 
 
-@lru_cache(maxsize=None)
-def _meta_shapes(spec: NetworkSpec) -> tuple[tuple[str, torch.Size], ...]:
-    """state_dict key → shape of ``spec``'s network, built on the meta device (no memory, no initialisation cost)."""
-    with torch.device("meta"):
-        net = _construct(spec)
-    return tuple((k, v.shape) for k, v in net.state_dict().items())
+@lru_cache(maxsize=8)
+def _meta_build(cls: type[nn.Module], kwargs: tuple[tuple[str, Any], ...]) -> nn.Module:
+    return meta_network(cls, dict(kwargs))
 
 
 @lru_cache(maxsize=None)
 def _params(spec: NetworkSpec, width: float | int | None = None) -> int:
-    with torch.device("meta"):
-        net = _construct(spec, width)
-    return count_parameters(net)
+    return count_parameters(meta_build(spec, width))
 
 
-def _search(spec: NetworkSpec, target: int, tolerance: float, what: str) -> tuple[float | int, int]:
-    # the plain network (or the ViT) of the same classes, channels and size: counts are shared across variants
-    if spec.backbone == "vit":
-        base = spec.with_(family=None)
-    else:
-        base = NetworkSpec.from_args(spec.backbone, "none", spec.num_classes, spec.in_channels, spec.image_size)
-    width, count = closest_width(lambda w: _params(base, w), WIDTH_GRIDS[spec.backbone], target)
-    if abs(count - target) > tolerance * target:
-        raise ConfigError(
-            f"no {WIDTH_KNOBS[spec.backbone]} of {spec.backbone} gives {what} ({target:,} parameters) within "
-            f"±{tolerance:.0%}: the closest, {width}, gives {count:,}"
-        )
-    return width, count
+@lru_cache(maxsize=None)
+def _state_shapes(spec: NetworkSpec) -> tuple[tuple[str, torch.Size], ...]:
+    """state_dict key → shape of ``spec``'s network (built on the meta device)."""
+    return tuple((k, v.shape) for k, v in meta_build(spec).state_dict().items())
 
 
 @lru_cache(maxsize=None)
 def _matched_width(spec: NetworkSpec) -> tuple[float | int, int]:
     """(width, params) of the size-matched CNN of ``spec`` (a ``baseline='size_matched'`` spec)."""
-    variant = spec.with_(attention=spec.matched_to, baseline=None, matched_to=None)
-    return _search(spec, _params(variant), CNN_TOLERANCE, f"the {spec.matched_to} variant's size")
+    variant = replace(spec, attention=spec.matched_to, baseline=None, matched_to=None)
+    what = f"the {spec.matched_to} variant's size"
+    return match_width(spec.plain(), _params(variant), CNN_TOLERANCE, what, _params)
 
 
 @lru_cache(maxsize=None)
 def _vit_width(spec: NetworkSpec) -> tuple[int, int]:
     """(hidden_size, params) of the ViT sized to its family's plain CNN."""
-    plain = NetworkSpec.from_args(spec.family, "none", spec.num_classes, spec.in_channels, spec.image_size)
-    width, count = _search(spec, _params(plain), VIT_TOLERANCE, f"the plain {spec.family}'s size")
+    # the ViT's count does not depend on its family: one cache for all three
+    target = _params(spec.plain(spec.family))
+    width, count = match_width(spec.plain(), target, VIT_TOLERANCE, f"the plain {spec.family}'s size", _params)
     return int(width), count
 
 
-def build_network(
-    backbone: str = "resnet18",
-    attention: str = "none",
-    num_classes: int = 2,
-    in_channels: int = 3,
-    image_size: int = 224,
-    *,
-    stages: Sequence[int] | int | str = (3, 4),
-    heads: int | None = None,
-    attn_ratio: int = 4,
-    window: int = 7,
-    baseline: str | None = None,
-    matched_to: str | None = None,
-    family: str | None = None,
-    pretrained_path: str | None = None,
-) -> nn.Module:
+@takes_network_fields
+def build_network(*args: Any, pretrained_path: str | None = None, **fields: Any) -> nn.Module:
     """Build a 2-D classification network mapping ``B×in_channels×H×W`` to logits ``B×num_classes``.
 
     Args:
-        backbone: ``resnet18``, ``densenet121``, ``efficientnet-b0`` or ``vit``.
-        attention: ``none``, ``ga``, ``la``, ``ela`` or ``se`` (see ``docs/networks.md``).
-        num_classes: number of logits.
-        in_channels: input channels.
-        image_size: the input side the network is built for: sizes ``ga``'s relative position tables (inputs up
-            to this size) and the ViT (exactly this size); other networks accept any side divisible by 32.
-        stages: stages (1–4, stride 4–32) carrying the attention; a list, or a string such as ``"3,4"``.
-        heads: heads of every attention layer (None: one per 32 channels of attention width).
-        attn_ratio: channel reduction of the added ``ga``/``la`` layers.
-        window: odd local window of ``la``/``ela``.
-        baseline: None or ``plain`` (plain CNN) or ``size_matched`` (needs ``matched_to``), with ``attention='none'``.
-        matched_to: the variant (``ga``, ``la``, ``ela``, ``se``) a size-matched CNN matches in parameters.
-        family: for ``backbone='vit'``, the CNN whose plain parameter count the ViT is sized to (default resnet18).
+        args, fields: the fields of :class:`~.spec.NetworkSpec` (``backbone``, ``attention``, ``num_classes``,
+            ``in_channels``, ``image_size`` may be positional, in that order; the others are keywords).
         pretrained_path: a local torchvision ImageNet checkpoint for the ResNet-18/DenseNet-121 backbone weights
             (native width only); None trains from scratch.
 
+    Returns:
+        the module, carrying ``network_args``: the fields as given (defaults filled in, ``pretrained_path`` left
+        out), a JSON-able dict that run folders record and ``build_network(**network_args)`` rebuilds it from.
+
     Raises:
-        ConfigError: for an invalid value or combination, naming it.
+        ConfigError: for an unknown field, an invalid value or combination, naming it.
     """
-    spec = NetworkSpec.from_args(
-        backbone, attention, num_classes, in_channels, image_size, stages=stages, heads=heads,
-        attn_ratio=attn_ratio, window=window, baseline=baseline, matched_to=matched_to, family=family,
-    )
-    net = _construct(spec)
+    given = network_arguments(*args, **fields)
+    spec = NetworkSpec(**given)
+    cls, kwargs = spec_recipe(spec)
+    net = cls(**kwargs)
     if pretrained_path is not None:
-        if spec.backbone not in ("resnet18", "densenet121") or spec.baseline == "size_matched":
+        if spec.backbone not in _PRETRAINABLE or spec.baseline == "size_matched":
+            widened = " (size_matched: widened)" if spec.baseline == "size_matched" else ""
             raise ConfigError(
                 f"pretrained_path is for the native-width resnet18/densenet121 backbones only, not "
-                f"{spec.backbone}{' (size_matched: widened)' if spec.baseline == 'size_matched' else ''}: "
-                "those train from scratch"
+                f"{spec.backbone}{widened}: those train from scratch"
             )
-        plain = NetworkSpec.from_args(spec.backbone, "none", num_classes, in_channels, image_size)
-        load_pretrained(net, pretrained_path, spec.backbone, dict(_meta_shapes(plain)))
-    # the arguments travel with the module: run folders record them, so evaluation rebuilds exactly this network
+        load_pretrained(net, pretrained_path, spec.backbone, dict(_state_shapes(spec.plain())))
+    # the fields travel with the module: run folders record them, so evaluation rebuilds exactly this network
     # (pretrained_path is left out: a run's own weights replace it)
-    net.network_args = {
-        "backbone": backbone, "attention": attention, "num_classes": num_classes, "in_channels": in_channels,
-        "image_size": image_size, "stages": stages if isinstance(stages, (str, int)) else list(stages), "heads": heads, "attn_ratio": attn_ratio, "window": window, "baseline": baseline,
-        "matched_to": matched_to, "family": family,
-    }
+    stages = given["stages"]
+    net.network_args = dict(given, stages=stages if isinstance(stages, (str, int)) else list(stages))
     return net
 
 
-def describe_network(*args, pretrained_path: str | None = None, **kwargs) -> dict:
+@takes_network_fields
+def describe_network(*args: Any, pretrained_path: str | None = None, **fields: Any) -> dict[str, Any]:
     """The tracking facts of the network :func:`build_network` builds from the same arguments, without building it.
 
     Returns:
@@ -320,13 +179,11 @@ def describe_network(*args, pretrained_path: str | None = None, **kwargs) -> dic
     Raises:
         ConfigError: as :func:`build_network`.
     """
-    return dict(_describe(NetworkSpec.from_args(*args, **kwargs)), pretrained=pretrained_path is not None)
+    return dict(describe_spec(NetworkSpec.from_args(*args, **fields)), pretrained=pretrained_path is not None)
 
 
-describe_network.__signature__ = inspect.signature(build_network).replace(return_annotation=dict)
-
-
-def network_recipe(*args, **kwargs) -> tuple[type[nn.Module], dict]:
+@takes_network_fields
+def network_recipe(*args: Any, **fields: Any) -> tuple[type[nn.Module], dict[str, Any]]:
     """The class and constructor arguments that :func:`build_network` instantiates for the same arguments.
 
     Size-matched widths and the ViT's hidden size are resolved, so ``cls(**kwargs)`` is the network (without
@@ -335,17 +192,12 @@ def network_recipe(*args, **kwargs) -> tuple[type[nn.Module], dict]:
     Raises:
         ConfigError: as :func:`build_network`.
     """
-    return _recipe(NetworkSpec.from_args(*args, **kwargs))
-
-
-network_recipe.__signature__ = inspect.signature(build_network).replace(
-    parameters=[p for n, p in inspect.signature(build_network).parameters.items() if n != "pretrained_path"],
-    return_annotation=tuple,
-)
+    return spec_recipe(NetworkSpec.from_args(*args, **fields))
 
 
 @lru_cache(maxsize=None)
-def _describe(spec: NetworkSpec) -> dict:
+def describe_spec(spec: NetworkSpec) -> dict[str, Any]:
+    """:func:`describe_network` of a spec, without ``pretrained`` (cached: do not change the dict returned)."""
     width = None
     if spec.backbone == "vit":
         hidden, params = _vit_width(spec)
@@ -361,7 +213,7 @@ def _describe(spec: NetworkSpec) -> dict:
         "baseline": spec.baseline,
         "family": spec.family,
         "matched_to": spec.matched_to,
-        "stages": ",".join(str(s) for s in spec.stages) or None,
+        "stages": ",".join(str(s) for s in spec.stages) if spec.variant != "none" else None,
         "params_count": int(params),
         "width": width,
     }

@@ -22,7 +22,9 @@ from ..errors import ConfigError
 __all__ = ["load_pretrained", "torchvision_to_monai_keys"]
 
 _HEADS = {"resnet18": ("fc.",), "densenet121": ("classifier.", "class_layers.out.")}
-_DENSE_LAYER = re.compile(r"^(.*denselayer\d+)\.(norm|relu|conv)\.?([12])\.(weight|bias|running_mean|running_var|num_batches_tracked)$")
+_DENSE_LAYER = re.compile(
+    r"^(.*denselayer\d+)\.(norm|relu|conv)\.?([12])\.(weight|bias|running_mean|running_var|num_batches_tracked)$"
+)
 
 
 def torchvision_to_monai_keys(state: Mapping[str, torch.Tensor], backbone: str) -> dict[str, torch.Tensor]:
@@ -74,13 +76,14 @@ def load_pretrained(
             unexpected keys.
     """
     state = torchvision_to_monai_keys(_read_state(path), backbone)
-    is_head = lambda k: k.startswith(_HEADS[backbone])  # noqa: E731
-    optional = lambda k: k.endswith("num_batches_tracked")  # noqa: E731 - older files lack them
-    expected = {k for k in reference if not is_head(k)}
-    given = {k for k in state if not is_head(k)}
-    missing = {k for k in expected - given if not optional(k)}
+    heads = _HEADS[backbone]
+    expected = {k for k in reference if not k.startswith(heads)}
+    given = {k for k in state if not k.startswith(heads)}
+    missing = {k for k in expected - given if not k.endswith("num_batches_tracked")}  # older files lack them
     unexpected = given - expected
-    wrong = {f"{k} {tuple(state[k].shape)}≠{tuple(reference[k])}" for k in expected & given if state[k].shape != reference[k]}
+    wrong = {
+        f"{k} {tuple(state[k].shape)}≠{tuple(reference[k])}" for k in expected & given if state[k].shape != reference[k]
+    }
     if missing or unexpected or wrong:
         parts = [f"missing keys ({len(missing)}): {_listing(missing)}" if missing else "",
                  f"unexpected keys ({len(unexpected)}): {_listing(unexpected)}" if unexpected else "",

@@ -1,42 +1,59 @@
 """``medattn models``: every backbone × variant and baseline with its parameters, overhead and cost.
 
-Counts come from :func:`describe_network` (the numbers bundles log as ``params_count``). Multiply-adds are
-counted by :class:`torch.utils.flop_counter.FlopCounterMode` over one forward pass on the ``meta`` device (no
-memory, no arithmetic): convolutions, matrix products and attention, as implemented (the halo blocks of ``la``
-include their masked keys); element-wise operations, norms and pooling are not counted.
+Counts come from :func:`~.factory.describe_spec` (the numbers bundles log as ``params_count``). Multiply-adds are
+counted by :func:`~.meta_device.count_macs` over one forward pass on the ``meta`` device (no memory, no
+arithmetic): convolutions, matrix products and attention, as implemented (the halo blocks of ``la`` include their
+masked keys); element-wise operations, norms and pooling are not counted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import ConfigError
-from .factory import CNN_BACKBONES, NetworkSpec, _construct, describe_network, variants_of
-from .nets.stage_attention import normalize_stages
+from .factory import describe_spec, meta_build, spec_recipe
+from .meta_device import count_macs
+from .spec import CNN_BACKBONES, NetworkSpec, normalize_stages, variants_of
 
 __all__ = ["model_rows", "model_table", "print_model_table"]
 
-
-def _macs(spec: NetworkSpec, image_size: int) -> tuple[int, tuple[int, ...]]:
-    with torch.device("meta"):
-        net = _construct(spec).eval()
-    x = torch.empty(1, spec.in_channels, image_size, image_size, device="meta")
-    # outside the device context: its per-op dispatch would make the forward pass ~10x slower
-    with FlopCounterMode(display=False) as counter:
-        out = net(x)
-    return counter.get_total_flops() // 2, tuple(out.shape)
+_HEADER = ("network", "params", "overhead", "GMACs", "output", "attn stages", "width")
+_RIGHT_ALIGNED = {1, 2, 3}
 
 
-def _row(name: str, spec_args: dict, plain_params: int | None, image_size: int) -> dict:
-    info = describe_network(**spec_args)
-    spec = NetworkSpec.from_args(**spec_args)
-    macs, shape = _macs(spec, image_size)
-    params = info["params_count"]
+def _networks(base: NetworkSpec, stages: tuple[int, ...], backbones: Sequence[str]) -> list[tuple[str, NetworkSpec]]:
+    """(row name, spec) of every network the table lists, in its order."""
+    named = []
+    for backbone in backbones:
+        plain = base.plain(backbone)
+        named.append((f"{backbone} plain", plain))
+        variants = variants_of(backbone)
+        named += [(f"{backbone} {v}", replace(plain, attention=v, baseline=None, stages=stages)) for v in variants]
+        named += [
+            (f"{backbone} size-matched to {v}", replace(plain, baseline="size_matched", matched_to=v, stages=stages))
+            for v in variants
+        ]
+    named += [(f"vit (sized to {family})", replace(base.plain("vit"), family=family)) for family in backbones]
+    return named
+
+
+def _row(name: str, spec: NetworkSpec, counted: dict) -> dict:
+    info = describe_spec(spec)
+    cls, kwargs = spec_recipe(spec)
+    key = (cls, tuple(kwargs.items()))  # equal networks (a size-matched CNN at the plain width, ...) are counted once
+    if key not in counted:
+        x = torch.empty(1, spec.in_channels, spec.image_size, spec.image_size, device="meta")
+        counted[key] = count_macs(meta_build(spec), x)
+    macs, shape = counted[key]
+    # the overhead is over the plain CNN of the row's family (a ViT's: the CNN it is sized to)
+    params, plain = info["params_count"], describe_spec(spec.plain(spec.family))["params_count"]
     return {
         "network": name,
         "params": params,
-        "overhead": None if plain_params is None else params / plain_params - 1,
+        "overhead": None if spec.baseline == "plain" else params / plain - 1,
         "gmacs": macs / 1e9,
         "output": "×".join(str(s) for s in shape),
         "stages": info["stages"] if info["attention"] != "none" else "",
@@ -45,38 +62,30 @@ def _row(name: str, spec_args: dict, plain_params: int | None, image_size: int) 
 
 
 def model_rows(
-    image_size: int = 224,
-    num_classes: int = 2,
-    in_channels: int = 3,
-    stages: tuple = (3, 4),
-    backbones: tuple = CNN_BACKBONES,
+    base: NetworkSpec, stages: Sequence[int] = (3, 4), backbones: Sequence[str] = CNN_BACKBONES
 ) -> list[dict]:
     """One dict per network: ``network, params, overhead`` (fraction over the plain backbone or, for a ViT, its
     family's plain CNN), ``gmacs`` (multiply-adds ×1e9 for one image), ``output``, ``stages`` (with attention),
-    ``width`` (the width knob of size-matched CNNs and ViTs). ``backbones``: the CNN families to list."""
+    ``width`` (the width knob of size-matched CNNs and ViTs).
+
+    Args:
+        base: the classes, input channels and image size of every network (e.g. ``NetworkSpec(image_size=96)``).
+        stages: stages carrying the attention variants.
+        backbones: the CNN families to list.
+    """
     unknown = [b for b in backbones if b not in CNN_BACKBONES]
     if unknown:
         raise ConfigError(f"backbones={list(backbones)!r}: {unknown} not among {list(CNN_BACKBONES)}")
-    common = dict(num_classes=num_classes, in_channels=in_channels, image_size=image_size)
-    rows = []
-    for backbone in backbones:
-        plain = describe_network(backbone, **common)["params_count"]
-        rows.append(_row(f"{backbone} plain", dict(backbone=backbone, **common), None, image_size))
-        for variant in variants_of(backbone):
-            args = dict(backbone=backbone, attention=variant, stages=stages, **common)
-            rows.append(_row(f"{backbone} {variant}", args, plain, image_size))
-        for variant in variants_of(backbone):
-            args = dict(backbone=backbone, baseline="size_matched", matched_to=variant, stages=stages, **common)
-            rows.append(_row(f"{backbone} size-matched to {variant}", args, plain, image_size))
-    for family in backbones:
-        plain = describe_network(family, **common)["params_count"]
-        rows.append(_row(f"vit (sized to {family})", dict(backbone="vit", family=family, **common), plain, image_size))
-    return rows
+    counted: dict[tuple, tuple[int, torch.Size]] = {}
+    return [_row(name, spec, counted) for name, spec in _networks(base, normalize_stages(stages), backbones)]
+
+
+def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(c.rjust(w) if i in _RIGHT_ALIGNED else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
 
 def model_table(rows: list[dict]) -> str:
     """Rows of :func:`model_rows` as an aligned text table."""
-    header = ("network", "params", "overhead", "GMACs", "output", "attn stages", "width")
     cells = [
         (
             r["network"],
@@ -89,11 +98,9 @@ def model_table(rows: list[dict]) -> str:
         )
         for r in rows
     ]
-    widths = [max(len(str(c[i])) for c in [header, *cells]) for i in range(len(header))]
-    right = {1, 2, 3}
-    fmt = lambda c: "  ".join(str(v).rjust(w) if i in right else str(v).ljust(w) for i, (v, w) in enumerate(zip(c, widths)))  # noqa: E731
-    lines = [fmt(header).rstrip(), "  ".join("-" * w for w in widths)] + [fmt(c).rstrip() for c in cells]
-    return "\n".join(lines)
+    widths = [max(len(c[i]) for c in [_HEADER, *cells]) for i in range(len(_HEADER))]
+    lines = [_line(_HEADER, widths).rstrip(), "  ".join("-" * w for w in widths)]
+    return "\n".join(lines + [_line(c, widths).rstrip() for c in cells])
 
 
 def print_model_table(
@@ -116,6 +123,7 @@ def print_model_table(
     """
     if isinstance(backbones, str):
         backbones = tuple(b.strip() for b in backbones.split(",") if b.strip())
-    rows = model_rows(image_size, num_classes, in_channels, normalize_stages(stages), tuple(backbones))
+    base = NetworkSpec(num_classes=num_classes, in_channels=in_channels, image_size=image_size)
+    rows = model_rows(base, stages, tuple(backbones))
     print(f"multiply-adds (GMACs) for one {image_size}×{image_size} image; overhead over the plain backbone\n")
     print(model_table(rows))

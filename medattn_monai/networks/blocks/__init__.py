@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .attention_block import AttentionBlock, LocalWindowAttention
 from .attention_conv import LocalAttentionConv2d
 from .attention_ops import (
     apply_global_weights,
@@ -19,10 +20,12 @@ from .relative_position import RelativePositionBias2d
 from .residual_attention import ResidualAttention2d
 
 __all__ = [
+    "AttentionBlock",
     "DepthwiseLocalAttention2d",
     "GlobalSelfAttention2d",
     "LocalAttentionConv2d",
     "LocalSelfAttention2d",
+    "LocalWindowAttention",
     "RelativePositionBias2d",
     "ResidualAttention2d",
     "apply_global_weights",

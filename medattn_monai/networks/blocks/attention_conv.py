@@ -15,24 +15,26 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .attention_ops import apply_local_weights, check_window, local_attention, local_attention_weights, resolve_heads
-from .relative_position import RelativePositionBias2d
+from .attention_block import LocalWindowAttention
+from .attention_ops import resolve_heads
 
 __all__ = ["LocalAttentionConv2d"]
 
 
-class LocalAttentionConv2d(nn.Module):
-    """A drop-in, stride-1 replacement of a k×k convolution by local self-attention (see the module docstring).
+class LocalAttentionConv2d(LocalWindowAttention):
+    """A drop-in, stride-1 replacement of a k×k convolution by local self-attention (see the module docstring):
+    ``B×C_in×H×W`` to ``B×C_out×H×W``.
 
     Parameters: ``qkv`` (1×1 conv ``C_in → 3·C_out``), ``proj`` (1×1 conv ``C_out → C_out``) and
-    ``rel_pos.table`` (``heads × k × k``).
+    ``rel_pos.table`` (``heads × k × k``). Attention weights: ``B×heads×HW×k²``
+    (:class:`.attention_block.LocalWindowAttention`).
 
     Args:
         in_channels: ``C_in``.
         out_channels: ``C_out``, also the attention width.
         window: ``k``, odd side of the neighbourhood.
-        num_heads: number of heads; None gives ``max(1, C_out // dim_head)``.
-        dim_head: head width used by the default ``num_heads``.
+        heads: number of heads; None gives ``max(1, C_out // dim_head)``.
+        dim_head: head width used by the default ``heads``.
         block_size: query block side of the halo computation (a speed knob).
 
     Raises:
@@ -50,47 +52,28 @@ class LocalAttentionConv2d(nn.Module):
         in_channels: int,
         out_channels: int,
         window: int = 7,
-        num_heads: int | None = None,
+        heads: int | None = None,
         dim_head: int = 32,
         block_size: int = 8,
     ) -> None:
         super().__init__()
         if in_channels < 1 or out_channels < 1:
             raise ValueError(f"channels must be >= 1, got in_channels={in_channels}, out_channels={out_channels}.")
-        self.window = check_window(window)
         self.out_channels = out_channels
-        self.num_heads = resolve_heads(out_channels, num_heads, dim_head)
-        self.dim_head = out_channels // self.num_heads
-        self.block_size = block_size
+        self.heads = resolve_heads(out_channels, heads, dim_head)
+        self.dim_head = out_channels // self.heads
         self.qkv = nn.Conv2d(in_channels, 3 * out_channels, kernel_size=1, bias=False)
         self.proj = nn.Conv2d(out_channels, out_channels, kernel_size=1, bias=False)
-        self.rel_pos = RelativePositionBias2d(self.num_heads, window // 2)
+        self._init_window(self.heads, window, block_size)
 
     def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, _, height, width = x.shape
-        qkv = self.qkv(x).reshape(b, 3, self.num_heads, self.dim_head, height, width)
+        qkv = self.qkv(x).reshape(b, 3, self.heads, self.dim_head, height, width)
         return qkv[:, 0], qkv[:, 1], qkv[:, 2]
 
-    def _project(self, attended: torch.Tensor) -> torch.Tensor:
+    def _finish(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
         b, height, width = attended.shape[0], attended.shape[-2], attended.shape[-1]
         return self.proj(attended.reshape(b, self.out_channels, height, width))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """
-        Args:
-            x: ``B×C_in×H×W``.
-
-        Returns:
-            ``B×C_out×H×W``.
-        """
-        q, k, v = self._qkv(x)
-        return self._project(local_attention(q, k, v, self.rel_pos.table, self.block_size))
-
-    def forward_with_weights(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Output through the slow path and the weights ``B×heads×HW×k²`` (layout of ``local_attention_weights``)."""
-        q, k, v = self._qkv(x)
-        weights = local_attention_weights(q, k, self.rel_pos.table)
-        return self._project(apply_local_weights(weights, v)), weights
-
     def extra_repr(self) -> str:
-        return f"out_channels={self.out_channels}, num_heads={self.num_heads}, window={self.window}"
+        return f"out_channels={self.out_channels}, heads={self.heads}, window={self.window}"

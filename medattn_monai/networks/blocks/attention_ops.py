@@ -55,34 +55,34 @@ __all__ = [
 ]
 
 
-def resolve_heads(dim: int, num_heads: int | None, dim_head: int = 32, divides: int | None = None) -> int:
-    """Number of heads for an attention of width ``dim``: ``num_heads``, or ``max(1, dim // dim_head)`` by default.
+def resolve_heads(dim: int, heads: int | None, dim_head: int = 32, divides: int | None = None) -> int:
+    """Number of heads for an attention of width ``dim``: ``heads``, or ``max(1, dim // dim_head)`` by default.
 
     Args:
         dim: the width split into heads (query/key channels).
-        num_heads: the requested number of heads, or None for the default.
+        heads: the requested number of heads, or None for the default.
         dim_head: default head width.
         divides: another width the heads must divide too (the values' channels, when they differ from ``dim``).
             The default shrinks until it divides both; a requested number must.
 
     Raises:
-        ValueError: when the requested ``num_heads`` is < 1 or does not divide ``dim`` (and ``divides``).
+        ValueError: when the requested ``heads`` is < 1 or does not divide ``dim`` (and ``divides``).
     """
     others = [dim] if divides is None else [dim, divides]
-    if num_heads is None:
-        heads = max(1, dim // dim_head)
-        while any(o % heads for o in others):
-            heads -= 1
-        return heads
-    if num_heads < 1 or any(o % num_heads for o in others):
-        raise ValueError(f"num_heads={num_heads} must be >= 1 and divide the attention width(s) {others}.")
-    return int(num_heads)
+    if heads is None:
+        default = max(1, dim // dim_head)
+        while any(o % default for o in others):
+            default -= 1
+        return default
+    if heads < 1 or any(o % heads for o in others):
+        raise ValueError(f"heads={heads} must be >= 1 and divide the attention width(s) {others}.")
+    return int(heads)
 
 
 def check_window(window: int) -> int:
-    """Validate a local window size: odd and at least 3 (a centred k×k neighbourhood)."""
-    if not isinstance(window, int) or window < 3 or window % 2 == 0:
-        raise ValueError(f"window must be an odd int >= 3, got {window!r}.")
+    """Validate a local window size: odd and at least 3 (a centred k×k neighbourhood); the one place of this rule."""
+    if not isinstance(window, int) or isinstance(window, bool) or window < 3 or window % 2 == 0:
+        raise ValueError(f"window={window!r}: expected an odd int >= 3 (a centred k×k neighbourhood)")
     return window
 
 
@@ -253,7 +253,8 @@ def _halo_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, table: to
     pad_w = n_x * block - width
     # queries: B×h×d×H×W -> B×(nb·h)×b²×d, blocks major and heads minor, matching the mask's layout
     qb = F.pad(q.reshape(b, h * d, height, width), [0, pad_w, 0, pad_h])
-    qb = qb.reshape(b, h, d, n_y, block, n_x, block).permute(0, 3, 5, 1, 4, 6, 2).reshape(b, n_y * n_x * h, block * block, d)
+    qb = qb.reshape(b, h, d, n_y, block, n_x, block).permute(0, 3, 5, 1, 4, 6, 2)
+    qb = qb.reshape(b, n_y * n_x * h, block * block, d)
     kb = _halo_blocks(k, r, block, pad_h, pad_w)
     vb = _halo_blocks(v, r, block, pad_h, pad_w)
     mask = _halo_mask(table, height, width, block, q.dtype, q.device)

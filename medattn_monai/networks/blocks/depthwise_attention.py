@@ -19,25 +19,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention_ops import apply_local_weights, check_window, local_attention, local_attention_weights, resolve_heads
-from .relative_position import RelativePositionBias2d
+from .attention_block import LocalWindowAttention
+from .attention_ops import resolve_heads
 
 __all__ = ["DepthwiseLocalAttention2d"]
 
 
-class DepthwiseLocalAttention2d(nn.Module):
-    """A drop-in replacement of a (possibly strided) depthwise k×k convolution (see the module docstring).
+class DepthwiseLocalAttention2d(LocalWindowAttention):
+    """A drop-in replacement of a (possibly strided) depthwise k×k convolution (see the module docstring):
+    ``B×C×H×W`` to ``B×C×H×W`` (stride 1) or ``B×C×ceil(H/2)×ceil(W/2)`` (stride 2).
 
-    Parameters: ``qk`` (1×1 conv ``C → 2·C_qk``) and ``rel_pos.table`` (``heads × k × k``).
+    Parameters: ``qk`` (1×1 conv ``C → 2·C_qk``) and ``rel_pos.table`` (``heads × k × k``). Attention weights: the
+    stride-1 weights ``B×heads×HW×k²`` (:class:`.attention_block.LocalWindowAttention`).
 
     Args:
         channels: ``C``, channels of the input and output.
         window: ``k``, odd side of the neighbourhood.
         stride: 1 or 2, the stride of the replaced convolution.
-        num_heads: number of heads; None gives ``max(1, C_qk // dim_head)`` shrunk until it divides ``C`` and
+        heads: number of heads; None gives ``max(1, C_qk // dim_head)`` shrunk until it divides ``C`` and
             ``C_qk``. A requested number must divide ``C``.
-        qk_ratio: ``C_qk`` is ``C // qk_ratio`` rounded up to a multiple of ``num_heads``.
-        dim_head: query/key head width used by the default ``num_heads``.
+        qk_ratio: ``C_qk`` is ``C // qk_ratio`` rounded up to a multiple of ``heads``.
+        dim_head: query/key head width used by the default ``heads``.
         block_size: query block side of the halo computation (a speed knob).
 
     Raises:
@@ -55,7 +57,7 @@ class DepthwiseLocalAttention2d(nn.Module):
         channels: int,
         window: int = 7,
         stride: int = 1,
-        num_heads: int | None = None,
+        heads: int | None = None,
         qk_ratio: int = 16,
         dim_head: int = 32,
         block_size: int = 8,
@@ -65,50 +67,31 @@ class DepthwiseLocalAttention2d(nn.Module):
             raise ValueError(f"stride must be 1 or 2, got {stride}.")
         if qk_ratio < 1:
             raise ValueError(f"qk_ratio must be >= 1, got {qk_ratio}.")
-        self.window = check_window(window)
         self.channels = channels
         self.stride = stride
-        self.block_size = block_size
         qk_dim = max(1, channels // qk_ratio)
-        if num_heads is None:
-            self.num_heads = resolve_heads(qk_dim, None, dim_head, divides=channels)
+        if heads is None:
+            self.heads = resolve_heads(qk_dim, None, dim_head, divides=channels)
         else:
-            self.num_heads = resolve_heads(channels, num_heads, dim_head)
-        self.qk_dim = -(-qk_dim // self.num_heads) * self.num_heads
+            self.heads = resolve_heads(channels, heads, dim_head)
+        self.qk_dim = -(-qk_dim // self.heads) * self.heads
         self.qk = nn.Conv2d(channels, 2 * self.qk_dim, kernel_size=1, bias=False)
-        self.rel_pos = RelativePositionBias2d(self.num_heads, window // 2)
+        self._init_window(self.heads, window, block_size)
 
     def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, c, height, width = x.shape
-        qk = self.qk(x).reshape(b, 2, self.num_heads, self.qk_dim // self.num_heads, height, width)
-        return qk[:, 0], qk[:, 1], x.reshape(b, self.num_heads, c // self.num_heads, height, width)
+        qk = self.qk(x).reshape(b, 2, self.heads, self.qk_dim // self.heads, height, width)
+        return qk[:, 0], qk[:, 1], x.reshape(b, self.heads, c // self.heads, height, width)
 
-    def _pool(self, attended: torch.Tensor) -> torch.Tensor:
+    def _finish(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
         b, height, width = attended.shape[0], attended.shape[-2], attended.shape[-1]
         out = attended.reshape(b, self.channels, height, width)
         if self.stride == 2:
             out = F.avg_pool2d(out, kernel_size=2, stride=2, ceil_mode=True)
         return out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """
-        Args:
-            x: ``B×C×H×W``.
-
-        Returns:
-            ``B×C×H×W`` (stride 1) or ``B×C×ceil(H/2)×ceil(W/2)`` (stride 2).
-        """
-        q, k, v = self._qkv(x)
-        return self._pool(local_attention(q, k, v, self.rel_pos.table, self.block_size))
-
-    def forward_with_weights(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Output through the slow path and the stride-1 weights ``B×heads×HW×k²`` (``local_attention_weights``)."""
-        q, k, v = self._qkv(x)
-        weights = local_attention_weights(q, k, self.rel_pos.table)
-        return self._pool(apply_local_weights(weights, v)), weights
-
     def extra_repr(self) -> str:
         return (
-            f"channels={self.channels}, qk_dim={self.qk_dim}, num_heads={self.num_heads}, window={self.window}, "
+            f"channels={self.channels}, qk_dim={self.qk_dim}, heads={self.heads}, window={self.window}, "
             f"stride={self.stride}"
         )

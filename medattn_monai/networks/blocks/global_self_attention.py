@@ -31,9 +31,9 @@ class GlobalSelfAttention2d(ResidualAttention2d):
         channels: ``C``, channels of the input and output.
         max_size: largest feature map ``(Hmax, Wmax)`` (an int means square) the bias table covers; smaller maps
             use its centred sub-table.
-        num_heads: number of heads; None gives ``max(1, C_a // dim_head)``.
+        heads: number of heads; None gives ``max(1, C_a // dim_head)``.
         attn_ratio: ``C_a = C // attn_ratio``.
-        dim_head: head width used by the default ``num_heads``.
+        dim_head: head width used by the default ``heads``.
 
     Raises:
         ValueError: for bad sizes at construction; in ``forward``, for a map larger than ``max_size``.
@@ -49,16 +49,16 @@ class GlobalSelfAttention2d(ResidualAttention2d):
         self,
         channels: int,
         max_size: Sequence[int] | int = 14,
-        num_heads: int | None = None,
+        heads: int | None = None,
         attn_ratio: int = 4,
         dim_head: int = 32,
     ) -> None:
-        super().__init__(channels, num_heads=num_heads, attn_ratio=attn_ratio, dim_head=dim_head)
+        super().__init__(channels, heads=heads, attn_ratio=attn_ratio, dim_head=dim_head)
         size = (max_size, max_size) if isinstance(max_size, int) else tuple(max_size)
         if len(size) != 2 or min(size) < 1:
             raise ValueError(f"max_size must be one or two positive ints, got {max_size}.")
         self.max_size = (int(size[0]), int(size[1]))
-        self.rel_pos = RelativePositionBias2d(self.num_heads, (size[0] - 1, size[1] - 1))
+        self.rel_pos = RelativePositionBias2d(self.heads, (size[0] - 1, size[1] - 1))
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return global_attention(q, k, v, self.rel_pos.table)
@@ -68,7 +68,8 @@ class GlobalSelfAttention2d(ResidualAttention2d):
         return global_attention_weights(q, k, self.rel_pos.table)
 
     def apply_weights(self, weights: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``weights`` applied to ``v``: ``B×heads×dv×H×W``."""
         return apply_global_weights(weights, v)
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, inner_dim={self.inner_dim}, num_heads={self.num_heads}, max_size={self.max_size}"
+        return f"channels={self.channels}, inner_dim={self.inner_dim}, heads={self.heads}, max_size={self.max_size}"

@@ -14,27 +14,25 @@ with the same weights.
 
 from __future__ import annotations
 
-import torch
-
-from .attention_ops import apply_local_weights, check_window, local_attention, local_attention_weights
-from .relative_position import RelativePositionBias2d
+from .attention_block import LocalWindowAttention
 from .residual_attention import ResidualAttention2d
 
 __all__ = ["LocalSelfAttention2d"]
 
 
-class LocalSelfAttention2d(ResidualAttention2d):
+class LocalSelfAttention2d(ResidualAttention2d, LocalWindowAttention):
     """Residual local self-attention: ``x + γ ⊙ W_out · LocalMHSA_k(BatchNorm(x))`` (``γ`` starts at 0).
 
     Parameters: ``norm`` (BatchNorm2d), ``qkv`` (1×1 conv ``C → 3·C_a``), ``proj`` (1×1 conv ``C_a → C``),
-    ``rel_pos.table`` (``heads × k × k``) and ``gamma`` (``C``).
+    ``rel_pos.table`` (``heads × k × k``) and ``gamma`` (``C``). Attention weights: ``B×heads×HW×k²``
+    (:class:`.attention_block.LocalWindowAttention`).
 
     Args:
         channels: ``C``, channels of the input and output.
         window: ``k``, odd side of the neighbourhood.
-        num_heads: number of heads; None gives ``max(1, C_a // dim_head)``.
+        heads: number of heads; None gives ``max(1, C_a // dim_head)``.
         attn_ratio: ``C_a = C // attn_ratio``.
-        dim_head: head width used by the default ``num_heads``.
+        dim_head: head width used by the default ``heads``.
         block_size: query block side of the halo computation (a speed knob; results do not depend on it).
 
     Raises:
@@ -51,27 +49,13 @@ class LocalSelfAttention2d(ResidualAttention2d):
         self,
         channels: int,
         window: int = 7,
-        num_heads: int | None = None,
+        heads: int | None = None,
         attn_ratio: int = 4,
         dim_head: int = 32,
         block_size: int = 8,
     ) -> None:
-        super().__init__(channels, num_heads=num_heads, attn_ratio=attn_ratio, dim_head=dim_head)
-        self.window = check_window(window)
-        if block_size < 1:
-            raise ValueError(f"block_size must be >= 1, got {block_size}.")
-        self.block_size = block_size
-        self.rel_pos = RelativePositionBias2d(self.num_heads, window // 2)
-
-    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return local_attention(q, k, v, self.rel_pos.table, self.block_size)
-
-    def attention_weights(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """Weights ``B×heads×HW×k²``; neighbour ``n`` is at offset ``neighbour_offsets(k)[n]``, 0 outside the map."""
-        return local_attention_weights(q, k, self.rel_pos.table)
-
-    def apply_weights(self, weights: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return apply_local_weights(weights, v)
+        super().__init__(channels, heads=heads, attn_ratio=attn_ratio, dim_head=dim_head)
+        self._init_window(self.heads, window, block_size)
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, inner_dim={self.inner_dim}, num_heads={self.num_heads}, window={self.window}"
+        return f"channels={self.channels}, inner_dim={self.inner_dim}, heads={self.heads}, window={self.window}"

@@ -56,23 +56,23 @@ class RelativePositionBias2d(nn.Module):
     """A learned relative position bias table per head (see the module docstring for the formula).
 
     Args:
-        num_heads: number of attention heads, one table each.
+        heads: number of attention heads, one table each.
         max_offset: largest offset ``(Dy, Dx)`` with its own entry (an int means ``Dy = Dx``). The table has shape
-            ``num_heads × (2·Dy + 1) × (2·Dx + 1)``.
+            ``heads × (2·Dy + 1) × (2·Dx + 1)``.
 
     Raises:
-        ValueError: when ``num_heads`` < 1 or an offset is negative.
+        ValueError: when ``heads`` < 1 or an offset is negative.
     """
 
-    def __init__(self, num_heads: int, max_offset: Sequence[int] | int) -> None:
+    def __init__(self, heads: int, max_offset: Sequence[int] | int) -> None:
         super().__init__()
-        if num_heads < 1:
-            raise ValueError(f"num_heads must be >= 1, got {num_heads}.")
+        if heads < 1:
+            raise ValueError(f"heads must be >= 1, got {heads}.")
         offsets = (max_offset, max_offset) if isinstance(max_offset, int) else tuple(max_offset)
         if len(offsets) != 2 or min(offsets) < 0:
             raise ValueError(f"max_offset must be one or two non-negative ints, got {max_offset}.")
         self.max_offset = (int(offsets[0]), int(offsets[1]))
-        self.table = nn.Parameter(torch.empty(num_heads, 2 * offsets[0] + 1, 2 * offsets[1] + 1))
+        self.table = nn.Parameter(torch.empty(heads, 2 * offsets[0] + 1, 2 * offsets[1] + 1))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -84,4 +84,4 @@ class RelativePositionBias2d(nn.Module):
         return gather_relative_bias(self.table, dy, dx)
 
     def extra_repr(self) -> str:
-        return f"num_heads={self.table.shape[0]}, max_offset={self.max_offset}"
+        return f"heads={self.table.shape[0]}, max_offset={self.max_offset}"

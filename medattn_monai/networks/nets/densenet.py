@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from typing import Any
 
 from monai.networks.blocks import ChannelSELayer
 from monai.networks.nets import DenseNet121
@@ -20,7 +20,8 @@ from torch import nn
 
 from ...errors import ConfigError
 from ..blocks import LocalAttentionConv2d
-from .stage_attention import AttentionOptions, added_attention, se_reduction
+from ..spec import NetworkSpec
+from .stage_attention import added_attention, se_reduction
 
 __all__ = ["AttentionDenseNet121"]
 
@@ -31,53 +32,42 @@ class AttentionDenseNet121(DenseNet121):
     """MONAI's ``DenseNet121(spatial_dims=2)``, optionally with attention (see the module docstring).
 
     Args:
-        num_classes: number of output logits.
-        in_channels: input channels.
-        attention: ``none``, ``ga``, ``la``, ``ela`` or ``se``.
-        stages: dense blocks (1–4) that carry the attention.
-        heads: heads of every attention layer (None: one per 32 channels of attention width).
-        attn_ratio: channel reduction of the added ``ga``/``la`` layers.
-        window: odd local window of ``la``/``ela``.
-        image_size: largest input side (sizes ``ga``'s relative position tables).
         growth_rate: DenseNet's width knob (k in the paper, 32 for DenseNet-121); the size-matched baselines
             change only this.
+        options: the network's other arguments, fields of :class:`~medattn_monai.networks.spec.NetworkSpec`
+            (``CLASS_FIELDS``: ``num_classes``, ``attention``, ``stages`` = dense blocks 1–4, ...).
 
     Raises:
         ConfigError: for invalid options, naming the value.
     """
 
-    def __init__(
-        self,
-        num_classes: int = 2,
-        in_channels: int = 3,
-        attention: str = "none",
-        stages: Sequence[int] = (3, 4),
-        heads: int | None = None,
-        attn_ratio: int = 4,
-        window: int = 7,
-        image_size: int = 224,
-        growth_rate: int = 32,
-    ) -> None:
-        options = AttentionOptions(attention, tuple(stages), heads, attn_ratio, window, image_size)
+    def __init__(self, growth_rate: int = 32, **options: Any) -> None:
+        spec = NetworkSpec.for_class("densenet121", options)
         super().__init__(
-            spatial_dims=2, in_channels=in_channels, out_channels=num_classes, growth_rate=growth_rate, pretrained=False
+            spatial_dims=2,
+            in_channels=spec.in_channels,
+            out_channels=spec.num_classes,
+            growth_rate=growth_rate,
+            pretrained=False,
         )
-        self.attention = attention
-        self.attention_stages = options.stages if attention != "none" else ()
+        self.attention = spec.attention
+        self.attention_stages = spec.attention_stages
         added: dict[str, nn.Module] = {}
         for stage in self.attention_stages:
             block = getattr(self.features, f"denseblock{stage}")
-            if attention in ("ga", "la"):
+            if spec.attention in ("ga", "la"):
                 last = block[-1].layers
                 channels = last.norm1.num_features + last.conv2.out_channels
-                added[f"denseblock{stage}"] = added_attention(options, channels, stage)
+                added[f"denseblock{stage}"] = added_attention(spec, channels, stage)
                 continue
             for layer in block:
-                if attention == "se":
+                if spec.attention == "se":
                     layer.layers.add_module("se", ChannelSELayer(2, growth_rate, r=se_reduction(growth_rate)))
-                elif attention == "ela":
+                elif spec.attention == "ela":
                     try:
-                        layer.layers.conv2 = LocalAttentionConv2d(_BN_SIZE * growth_rate, growth_rate, window, heads)
+                        layer.layers.conv2 = LocalAttentionConv2d(
+                            _BN_SIZE * growth_rate, growth_rate, spec.window, heads=spec.heads
+                        )
                     except ValueError as e:
                         raise ConfigError(f"attention='ela' in denseblock{stage}: {e}") from e
         if added:

@@ -12,7 +12,7 @@ Stage ``s`` is the group of MBConv stacks whose output stride is ``2^(s+1)``: fo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 from monai.networks.layers.factories import Act
 from monai.networks.nets import EfficientNet
@@ -21,7 +21,8 @@ from torch import nn
 
 from ...errors import ConfigError
 from ..blocks import DepthwiseLocalAttention2d
-from .stage_attention import AttentionOptions, added_attention
+from ..spec import NetworkSpec
+from .stage_attention import added_attention
 
 __all__ = ["EFFICIENTNET_B0_BLOCKS", "AttentionEfficientNetB0"]
 
@@ -42,64 +43,43 @@ class AttentionEfficientNetB0(EfficientNet):
     width can change), optionally with attention (see the module docstring).
 
     Args:
-        num_classes: number of output logits.
-        in_channels: input channels.
-        attention: ``none``, ``ga``, ``la`` or ``ela`` (``se``: ConfigError, the blocks already have SE).
-        stages: stages (1–4) that carry the attention.
-        heads: heads of every attention layer (None: one per 32 channels of query/key width).
-        attn_ratio: channel reduction of the added ``ga``/``la`` layers.
-        window: odd local window of ``la``/``ela``.
-        image_size: input side (MONAI's static "same" padding and ``ga``'s relative position tables).
         width_coefficient: EfficientNet's width multiplier (1.0 for B0); the size-matched baselines change only
             this.
+        options: the network's other arguments, fields of :class:`~medattn_monai.networks.spec.NetworkSpec`
+            (``CLASS_FIELDS``: ``num_classes``, ``attention``, ``stages``, ...; ``image_size`` also sets MONAI's
+            static "same" padding). ``attention='se'`` is a ConfigError: the blocks already have SE.
 
     Raises:
         ConfigError: for invalid options, naming the value.
     """
 
-    def __init__(
-        self,
-        num_classes: int = 2,
-        in_channels: int = 3,
-        attention: str = "none",
-        stages: Sequence[int] = (3, 4),
-        heads: int | None = None,
-        attn_ratio: int = 4,
-        window: int = 7,
-        image_size: int = 224,
-        width_coefficient: float = 1.0,
-    ) -> None:
-        options = AttentionOptions(attention, tuple(stages), heads, attn_ratio, window, image_size)
-        if attention == "se":
-            raise ConfigError(
-                "attention='se' is not a variant of efficientnet-b0: its MBConv blocks already carry "
-                "squeeze-and-excitation (use the plain network)"
-            )
+    def __init__(self, width_coefficient: float = 1.0, **options: Any) -> None:
+        spec = NetworkSpec.for_class("efficientnet-b0", options)
         super().__init__(
             list(EFFICIENTNET_B0_BLOCKS),
             spatial_dims=2,
-            in_channels=in_channels,
-            num_classes=num_classes,
+            in_channels=spec.in_channels,
+            num_classes=spec.num_classes,
             width_coefficient=width_coefficient,
             depth_coefficient=1.0,
             dropout_rate=0.2,
-            image_size=image_size,
+            image_size=spec.image_size,
             drop_connect_rate=0.2,
         )
-        self.attention = attention
-        self.attention_stages = options.stages if attention != "none" else ()
+        self.attention = spec.attention
+        self.attention_stages = spec.attention_stages
         stacks_of_stage = self.stage_stacks()
         for stage in self.attention_stages:
             stacks = stacks_of_stage[stage]
-            if attention in ("ga", "la"):
+            if spec.attention in ("ga", "la"):
                 channels = self._blocks_args[stacks[-1]].output_filters
-                self._blocks[stacks[-1]].add_module("attn", added_attention(options, channels, stage))
+                self._blocks[stacks[-1]].add_module("attn", added_attention(spec, channels, stage))
                 continue
             for i in stacks:
                 for block in self._blocks[i]:
                     try:
                         block._depthwise_conv = DepthwiseLocalAttention2d(
-                            block._bn1.num_features, window, stride=block.stride, num_heads=heads
+                            block._bn1.num_features, spec.window, stride=block.stride, heads=spec.heads
                         )
                     except ValueError as e:
                         raise ConfigError(f"attention='ela' in stack {i}: {e}") from e

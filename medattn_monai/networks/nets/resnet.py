@@ -10,15 +10,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import torch
 from monai.networks.blocks import ChannelSELayer
 from monai.networks.nets.resnet import ResNet, ResNetBlock, get_inplanes
+from torch import nn
 
 from ...errors import ConfigError
 from ..blocks import LocalAttentionConv2d
-from .stage_attention import AttentionOptions, added_attention, se_reduction
+from ..spec import NetworkSpec
+from .stage_attention import added_attention, se_reduction
 
 __all__ = ["AttentionResNet18", "SEResNetBlock"]
 
@@ -49,64 +51,56 @@ class AttentionResNet18(ResNet):
     optionally with attention (see the module docstring). Maps ``B×in_channels×H×W`` to logits ``B×num_classes``.
 
     Args:
-        num_classes: number of output logits.
-        in_channels: input channels.
-        attention: ``none``, ``ga``, ``la``, ``ela`` or ``se``.
-        stages: stages (1–4 = ``layer1``–``layer4``) that carry the attention.
-        heads: heads of every attention layer (None: one per 32 channels of attention width).
-        attn_ratio: channel reduction of the added ``ga``/``la`` layers.
-        window: odd local window of ``la``/``ela``.
-        image_size: largest input side (sizes ``ga``'s relative position tables).
         widen_factor: MONAI's width knob (channels ``64·2^(s−1)·widen_factor`` per stage); the size-matched
             baselines change only this.
+        options: the network's other arguments, fields of :class:`~medattn_monai.networks.spec.NetworkSpec`
+            (``CLASS_FIELDS``: ``num_classes``, ``attention``, ``stages`` = ``layer1``–``layer4``, ...).
 
     Raises:
         ConfigError: for invalid options, naming the value.
     """
 
-    def __init__(
-        self,
-        num_classes: int = 2,
-        in_channels: int = 3,
-        attention: str = "none",
-        stages: Sequence[int] = (3, 4),
-        heads: int | None = None,
-        attn_ratio: int = 4,
-        window: int = 7,
-        image_size: int = 224,
-        widen_factor: float = 1.0,
-    ) -> None:
-        options = AttentionOptions(attention, tuple(stages), heads, attn_ratio, window, image_size)
+    def __init__(self, widen_factor: float = 1.0, **options: Any) -> None:
+        spec = NetworkSpec.for_class("resnet18", options)
         # read by _make_layer while ResNet.__init__ builds the stages (a plain attribute: allowed before Module init)
-        self._se_stages = options.stages if attention == "se" else ()
+        self._se_stages = spec.attention_stages if spec.attention == "se" else ()
         self._stages_built = 0
         super().__init__(
             block=ResNetBlock,
             layers=[2, 2, 2, 2],
             block_inplanes=get_inplanes(),
             spatial_dims=2,
-            n_input_channels=in_channels,
+            n_input_channels=spec.in_channels,
             conv1_t_stride=2,
             widen_factor=widen_factor,
-            num_classes=num_classes,
+            num_classes=spec.num_classes,
             bias_downsample=False,
         )
         del self._se_stages, self._stages_built
-        self.attention = attention
-        self.attention_stages = options.stages if attention != "none" else ()
+        self.attention = spec.attention
+        self.attention_stages = spec.attention_stages
         for stage in self.attention_stages:
             layer = getattr(self, f"layer{stage}")
             channels = int(get_inplanes()[stage - 1] * widen_factor)
-            if attention in ("ga", "la"):
-                layer.add_module("attn", added_attention(options, channels, stage))
-            elif attention == "ela":
+            if spec.attention in ("ga", "la"):
+                layer.add_module("attn", added_attention(spec, channels, stage))
+            elif spec.attention == "ela":
                 for block in layer:
                     try:
-                        block.conv2 = LocalAttentionConv2d(channels, channels, window, num_heads=heads)
+                        block.conv2 = LocalAttentionConv2d(channels, channels, spec.window, heads=spec.heads)
                     except ValueError as e:
                         raise ConfigError(f"attention='ela' in layer{stage} ({channels} channels): {e}") from e
 
-    def _make_layer(self, block, planes, blocks, spatial_dims, shortcut_type, stride=1, norm="batch"):  # noqa: ANN001
+    def _make_layer(
+        self,
+        block: type[ResNetBlock],
+        planes: int,
+        blocks: int,
+        spatial_dims: int,
+        shortcut_type: str,
+        stride: int = 1,
+        norm: str | tuple = "batch",
+    ) -> nn.Sequential:
         self._stages_built += 1
         if self._stages_built in self._se_stages:
             block = SEResNetBlock

@@ -1,4 +1,7 @@
-"""Exporting a network for deployment: TorchScript where possible, else ``torch.export``."""
+"""Scripting a network for deployment: TorchScript where possible, else ``torch.export``.
+
+(The Model Zoo bundle export, which calls this, is the ``medattn_monai.export`` package.)
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ __all__ = ["export_network"]
 logger = logging.getLogger(__name__)
 
 
-def export_network(net: nn.Module, example: torch.Tensor, method: str = "auto") -> torch.jit.ScriptModule | torch.export.ExportedProgram:
+def export_network(
+    net: nn.Module, example: torch.Tensor, method: str = "auto"
+) -> torch.jit.ScriptModule | torch.export.ExportedProgram:
     """Export an eval-mode copy of ``net`` (``net`` itself is left untouched).
 
     EfficientNet's memory-efficient Swish (a custom autograd function) is switched to the plain one first, as
