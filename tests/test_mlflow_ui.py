@@ -101,8 +101,14 @@ def _log_run(client, config: dict, tags: dict, metrics: dict, seed: int = 0) -> 
     return run_id, name
 
 
+@pytest.fixture(scope="session")
+def browser() -> str:
+    """:func:`chromium`, looked up before the trained run and the server are paid for (session scope: set up first)."""
+    return chromium()
+
+
 @pytest.fixture(scope="module")
-def ui_store(trained_run, tmp_path_factory) -> dict:
+def ui_store(browser, trained_run, tmp_path_factory) -> dict:
     """A copy of the trained run's store plus a size-matched and a ViT run and a comparison (not a training)."""
     db = tmp_path_factory.mktemp("ui_store") / "mlflow.db"
     shutil.copy(trained_run.tracking_uri[len("sqlite:///"):], db)
@@ -130,7 +136,6 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def ui_server(ui_store, tmp_path_factory):
     """``mlflow ui`` on 127.0.0.1 over :func:`ui_store`, started once for the module; yields its base URL."""
-    chromium()  # skip (or fail under CI) before spending a minute on the server
     port = _free_port()
     log = tmp_path_factory.mktemp("ui_server") / "server.log"
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", ui_store["uri"], "--host", "127.0.0.1",
@@ -160,11 +165,11 @@ def ui_server(ui_store, tmp_path_factory):
                 proc.wait()
 
 
-def render(url: str, out: Path, *extra: str) -> str:
+def render(browser: str, url: str, out: Path, *extra: str) -> str:
     """The page as headless Chromium renders it (a single-page app: it gets 15 s of virtual time to load)."""
     profile = out / f"profile-{time.monotonic_ns()}"
     profile.mkdir(parents=True)
-    cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
            f"--user-data-dir={profile}", "--virtual-time-budget=15000", *extra, url]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
@@ -213,12 +218,12 @@ class RunsTable(HTMLParser):
             self.headers[where["columnheader"]] = self.headers.get(where["columnheader"], "") + data.strip()
 
 
-def test_the_runs_table_shows_the_comparison(ui_store, ui_server, tmp_path):
+def test_the_runs_table_shows_the_comparison(browser, ui_store, ui_server, tmp_path):
     client = ui_store["client"]
     experiment = client.get_experiment_by_name(EXPERIMENT)  # made by the trained run's tracker
     assert experiment.tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING and VIEW_TAG in experiment.tags
     # wide enough that the table draws every column (it draws only the visible ones)
-    html = render(comparison_url(experiment.experiment_id, ui_server), tmp_path, "--window-size=3200,1200",
+    html = render(browser, comparison_url(experiment.experiment_id, ui_server), tmp_path, "--window-size=3200,1200",
                   "--dump-dom")
     table = RunsTable(html)
     shown = f"headers {table.headers}, rows {sorted({row for row, _ in table.cells})}"
