@@ -45,7 +45,7 @@ def test_a_new_experiment_is_model_training_with_the_comparison_view(demo_data, 
     view = json.loads(tags[VIEW_TAG])
     assert view["name"] == VIEW_NAME and isinstance(view["createdAt"], int)
     state = json.loads(view["state"])
-    assert state["selectedColumns"] == state["columnOrder"] == list(VIEW_COLUMNS)
+    assert state["selectedColumns"] == state["columnOrder"][1:] == list(VIEW_COLUMNS)
     assert state["searchFilter"] == "tags.run_type = 'train'"
 
 

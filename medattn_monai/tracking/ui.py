@@ -35,17 +35,20 @@ VIEW_TAG = f"mlflow.sharedViewState.{VIEW_ID}"
 VIEW_TAGS = ("backbone", "attention", "baseline", "matched_to", "seed")
 VIEW_METRICS = ("best_val_bacc", "test_bacc", "test_auc")
 VIEW_COLUMNS = tuple(f"tags.`{k}`" for k in VIEW_TAGS) + tuple(f"metrics.`{k}`" for k in VIEW_METRICS)
+RUN_NAME_COLUMN = "attributes.`Run Name`"
 
 
 def comparison_view(now_ms: int | None = None) -> str:
     """The value of :data:`VIEW_TAG`: training runs only, sorted by run name (a network's seeds side by side), with
-    :data:`VIEW_COLUMNS` in that order."""
+    :data:`VIEW_COLUMNS` in that order after the run name (column ids as the UI's table names them)."""
     state = {
         "searchFilter": "tags.run_type = 'train'",
         "orderByKey": "tags.`mlflow.runName`",
         "orderByAsc": True,
         "selectedColumns": list(VIEW_COLUMNS),
-        "columnOrder": list(VIEW_COLUMNS),
+        # the run name (always shown) first and wide enough for resnet18-matched-ga-s0-<time>-<hex>
+        "columnOrder": [RUN_NAME_COLUMN, *VIEW_COLUMNS],
+        "columnWidths": {RUN_NAME_COLUMN: 330},
     }
     now = int(time.time() * 1000) if now_ms is None else int(now_ms)
     return json.dumps({"name": VIEW_NAME, "createdAt": now, "updatedAt": now, "state": json.dumps(state)})
