@@ -7,7 +7,7 @@ when a run is logged into it (never overwriting a value someone set):
   "Machine learning"; the other kinds are ``genai_development`` and the inferred ones). MLflow 3.17's UI takes the
   kind from its sidebar switch "GenAI | Model training" instead (the ``workflowType`` URL parameter, else the
   browser's last choice, else GenAI), so :func:`comparison_url` names the workflow in the URL as well.
-- ``mlflow.sharedViewState.<id>``: a saved view of the runs table (MLflow >= 3.15 lists them under "Views" and
+- ``mlflow.sharedViewState.<id>``: a saved view of the runs table (MLflow 3.17 lists them under "Views" and
   opens one with ``?viewStateShareKey=<id>``). Its value is ``{"name", "createdAt", "updatedAt", "state"}``, the
   state being the JSON of the table's search facets (filter, sort) and UI state (columns, their order). MLflow
   has no default view for the runs table; the browser remembers the last layout per experiment.
