@@ -9,6 +9,8 @@ import torch
 from conftest import train_overrides
 from medattn_monai.data import load_datalist
 from medattn_monai.networks import build_network, count_parameters
+from medattn_monai.tracking.naming import make_run_name, run_name_for
+from medattn_monai.tracking.tags import NETWORK_KEYS, logged_params
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +43,56 @@ def test_every_hyper_parameter_is_a_param(trained_run, client):
     for key, value in trained_run.info["params"].items():
         assert key in params, key
     assert params["epochs"] == "3" and params["image_size"] == "32" and params["learning_rate"] == "0.002"
+
+
+def test_the_networks_params_agree_with_its_tags(trained_run, client):
+    run = client.get_run(trained_run.info["run_id"])
+    for key in NETWORK_KEYS:
+        assert run.data.params[key] == run.data.tags.get(key, "None"), key
+    assert run.data.params["baseline"] == "plain" and run.data.params["family"] == "resnet18"
+    # run.json keeps the config's own values: resume compares them with the config
+    assert trained_run.info["params"]["baseline"] is None and trained_run.info["params"]["stages"] == [3, 4]
+
+
+def test_logged_params_take_the_values_the_tags_carry():
+    config = {"backbone": "vit", "attention": "none", "baseline": None, "matched_to": None, "family": None,
+              "stages": [3, 4], "epochs": 2}
+    tags = {"backbone": "vit", "attention": "none", "baseline": "vit", "family": "resnet18", "run_type": "train"}
+    assert logged_params(config, tags) == {**config, "baseline": "vit", "family": "resnet18", "stages": None}
+    assert logged_params(config, {"run_type": "train"}) == config, "tags without a network change nothing"
+
+
+@pytest.mark.parametrize("network, prefix", [
+    (("resnet18", "none", None, None, None), "resnet18-plain-s3"),
+    (("resnet18", "none", "plain", None, None), "resnet18-plain-s3"),
+    (("resnet18", "none", "size_matched", "ga", None), "resnet18-matched-ga-s3"),
+    (("vit", "none", None, None, None), "vit-resnet18-s3"),
+    (("vit", "none", None, None, "densenet121"), "vit-densenet121-s3"),
+    (("densenet121", "la", None, None, None), "densenet121-la-s3"),
+])
+def test_run_names_tell_a_size_matched_cnn_and_a_vit_from_the_plain_cnn(network, prefix):
+    backbone, attention, baseline, matched_to, family = network
+    name = run_name_for(None, backbone, attention, 3, baseline=baseline, matched_to=matched_to, family=family)
+    assert name.rsplit("-", 3)[0] == prefix
+    assert make_run_name(backbone, attention, 3, baseline, matched_to, family).rsplit("-", 3)[0] == prefix
+
+
+def test_a_run_name_without_the_baseline_keeps_the_older_form():
+    # the form bundles used before they passed the baseline: it must not call a size-matched CNN plain
+    assert run_name_for(None, "resnet18", "none", 0).rsplit("-", 3)[0] == "resnet18-none-s0"
+    assert run_name_for(None, "resnet18", "none", 0, "given-name") == "given-name"
+
+
+def test_a_planned_training_is_named_after_its_network(demo_data, tmp_path):
+    from medattn_monai.engine.launch import plan_run
+
+    base = {"dataset_dir": str(demo_data.dataset_dir), "datalist": str(demo_data.datalist),
+            "output_root": str(tmp_path)}
+    cases = [({}, "resnet18-plain-s0"), ({"baseline": "size_matched", "matched_to": "ga"}, "resnet18-matched-ga-s0"),
+             ({"backbone": "vit"}, "vit-resnet18-s0")]
+    for extra, prefix in cases:
+        overrides, run_dir = plan_run("isic_attention_classification", {**base, **extra})
+        assert overrides["run_name"].rsplit("-", 3)[0] == prefix and run_dir.endswith(overrides["run_name"])
 
 
 def test_one_val_bacc_per_epoch_and_best_is_their_max(trained_run, client):

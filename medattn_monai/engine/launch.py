@@ -40,8 +40,9 @@ def plan_run(bundle: str, overrides: Mapping[str, Any], multi_gpu: bool = False)
     parser = load_config(bundle_configs(bundle, *names), **overrides)
     overrides = dict(overrides)
     if not overrides.get("run_name"):
-        facts = [parser.get_parsed_content(k) for k in ("backbone", "attention", "seed")]
-        overrides["run_name"] = make_run_name(facts[0], facts[1], int(facts[2]))
+        keys = ("backbone", "attention", "seed", "baseline", "matched_to", "family")
+        facts = {k: parser.get_parsed_content(k) for k in keys if k in parser}
+        overrides["run_name"] = make_run_name(**{**facts, "seed": int(facts["seed"])})
         parser["run_name"] = overrides["run_name"]
     return overrides, str(parser.get_parsed_content("output_dir"))
 

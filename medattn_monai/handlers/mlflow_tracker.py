@@ -27,6 +27,7 @@ from ..tracking.mlflow_runs import (
 )
 from ..tracking.run_folder import read_run_info, update_run_info
 from ..tracking.store import resolve_tracking_uri
+from ..tracking.tags import logged_params
 from .checkpoint import RunHistory
 
 __all__ = ["MLflowTracker", "detach_foreign_mlflow_handlers"]
@@ -57,7 +58,8 @@ class MLflowTracker:
         experiment_name: the experiment (``isic``, ``camelyon17``, ``isic-demo``, …).
         run_name: the run's unique name.
         output_dir: the run folder (checkpoints, ``run.json``); its files are uploaded as artifacts.
-        params: hyper-parameters logged as MLflow params (every user-facing knob of the bundle).
+        params: hyper-parameters logged as MLflow params (every user-facing knob of the bundle); the network's keys
+            are logged with the values its tags carry (:func:`~medattn_monai.tracking.tags.logged_params`).
         tags: the design's tags (dataset, backbone, attention, …, run_type, cell, git_commit).
         history: the run's :class:`RunHistory` (epoch metrics and the best key metric).
         evaluators: engines (validation) to clear of MONAI's ``MLFlowHandler`` as well.
@@ -71,8 +73,8 @@ class MLflowTracker:
         self.experiment_name = experiment_name
         self.run_name = run_name
         self.output_dir = Path(output_dir)
-        self.params = dict(params)
         self.tags = dict(tags)
+        self.params = logged_params(params, self.tags)
         self.history = history
         self.evaluators = [e for e in evaluators if e is not None]
         self.resume = resume

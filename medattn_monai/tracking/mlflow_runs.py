@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 
 from ..errors import ConfigError
 from .store import default_artifact_location, resolve_tracking_uri
+from .ui import add_missing_ui_tags, experiment_ui_tags
 
 __all__ = ["open_client", "get_or_create_experiment", "create_run", "reopen_run", "log_params_once", "log_artifact",
            "log_metrics", "end_run", "final_status", "is_pruned", "stringify"]
@@ -38,7 +39,11 @@ def open_client(tracking_uri: str | None = None):  # noqa: ANN201 - mlflow is im
 
 
 def get_or_create_experiment(client: Any, name: str) -> str:
-    """Id of experiment ``name``, created (with artifacts beside a sqlite store) when missing. Safe under races."""
+    """Id of experiment ``name``, created (with artifacts beside a sqlite store) when missing. Safe under races.
+
+    The experiment carries the MLflow UI's model-training kind and the study's comparison view
+    (:mod:`.ui`); an existing one that lacks them gets them here, i.e. when a run is logged into it.
+    """
     from mlflow.exceptions import MlflowException
 
     for _ in range(5):
@@ -46,10 +51,11 @@ def get_or_create_experiment(client: Any, name: str) -> str:
         if exp is not None:
             if exp.lifecycle_stage != "active":
                 raise ConfigError(f"MLflow experiment {name!r} is deleted; restore it or choose another name")
+            add_missing_ui_tags(client, exp.experiment_id, exp.tags)
             return exp.experiment_id
         try:
             location = default_artifact_location(client.tracking_uri, name)
-            return client.create_experiment(name, artifact_location=location)
+            return client.create_experiment(name, artifact_location=location, tags=experiment_ui_tags())
         except MlflowException as e:
             if "already exists" not in str(e).lower() and "RESOURCE_ALREADY_EXISTS" not in str(e):
                 raise

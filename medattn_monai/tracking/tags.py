@@ -6,7 +6,10 @@ from typing import Any, Mapping
 
 from .naming import cell_hash, git_commit
 
-__all__ = ["cell_of", "experiment_for", "training_tags"]
+__all__ = ["NETWORK_KEYS", "cell_of", "experiment_for", "logged_params", "training_tags"]
+
+# the config keys that describe the network; its tags carry their normalised values (``describe_network``)
+NETWORK_KEYS = ("backbone", "attention", "baseline", "matched_to", "family", "stages")
 
 
 def experiment_for(dataset: str, datalist: Mapping[str, Any], experiment_name: str | None = None) -> str:
@@ -45,3 +48,22 @@ def training_tags(dataset: str, network_facts: Mapping[str, Any], seed: int, spl
         "git_commit": git_commit(),
     }
     return {k: v for k, v in tags.items() if v is not None}
+
+
+def logged_params(params: Mapping[str, Any], tags: Mapping[str, Any]) -> dict[str, Any]:
+    """The params MLflow records for a training: the config's values, except that the network's keys
+    (:data:`NETWORK_KEYS`) take the normalised values its tags carry, so params and tags agree.
+
+    The config says ``baseline: null`` for the plain CNN, ``family: null`` for a ViT sized to ResNet18 and
+    ``stages: [3, 4]`` for a network without attention; its tags say ``baseline=plain``, ``family=resnet18`` and
+    no stages. A key the tags leave out is None (it does not apply). Tags that do not describe a network (no
+    ``backbone``) change nothing. Only the record in MLflow changes: ``run.json`` and the ``cell`` hash keep the
+    config's own values.
+    """
+    logged = dict(params)
+    if "backbone" not in tags:
+        return logged
+    for key in NETWORK_KEYS:
+        if key in logged:
+            logged[key] = tags.get(key)
+    return logged
