@@ -128,7 +128,11 @@ def write() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """``--check``: list stale files and exit 1 if any; else rewrite them."""
     argv = sys.argv[1:] if argv is None else argv
-    stale = stale_files() if "--check" in argv else write()
+    try:
+        stale = stale_files() if "--check" in argv else write()
+    except ConfigError as e:
+        print(f"bundle_source: error: {e}", file=sys.stderr)
+        return 2
     for path in stale:
         print(("stale: " if "--check" in argv else "written: ") + path)
     return 1 if stale and "--check" in argv else 0
