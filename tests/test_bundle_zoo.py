@@ -31,7 +31,7 @@ def bundle(request, monkeypatch):
 
 
 def test_metadata_net_in_out_and_export_inside_the_bundle_folder(bundle):
-    name, run, _, tmp_path = bundle
+    _, run, _, tmp_path = bundle
     verify_metadata(meta_file=META, filepath=str(SCHEMA))  # the repository's copy of the schema: no download
     verify_net_in_out(net_id="network_def", meta_file=META, config_file="configs/inference.json",
                       run_dir=str(run.run_dir), n=1)
@@ -48,7 +48,7 @@ def test_metadata_net_in_out_and_export_inside_the_bundle_folder(bundle):
     ("infer", ["train.json", "evaluate.json"]), ("infer", ["inference.json"]),
 ])
 def test_workflow_properties_inside_the_bundle_folder(workflow_type, configs, bundle):
-    name, run, overrides, _ = bundle
+    _, run, overrides, _ = bundle
     if workflow_type == "infer":
         overrides = {"run_dir": str(run.run_dir)} if configs == ["inference.json"] else {
             **overrides, "run_dir": str(run.run_dir)}

@@ -82,7 +82,7 @@ def _fill(name: str, config: Any, dataset: dict, bundle: str, train: Any = None)
                           f"of bundles/_source/{name}: only marked values may differ between the bundles")
     for item_id, marker in markers.items():
         if marker == DATASET_MARKER:
-            _put(config, item_id, values[item_id] if item_id in values else _OMIT)
+            _put(config, item_id, values.get(item_id, _OMIT))
         elif marker.startswith("<train.json") and train is not None:
             source_id = marker[1:-1].partition("#")[2] or item_id
             _put(config, item_id, copy.deepcopy(_get(train, source_id)))

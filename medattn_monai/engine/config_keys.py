@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 
-__all__ = ["KEY_TYPES", "BOOLEAN_WORDS", "coerce"]
+__all__ = ["BOOLEAN_WORDS", "KEY_TYPES", "coerce"]
 
 # every key a user may set on a bundle (train.json, evaluate.json, inference.json), with its type
 KEY_TYPES: dict[str, str] = {

@@ -24,8 +24,7 @@ from ..errors import ConfigError, DataError
 from ..handlers.predictions import PredictionWriter
 from ..tracking.run_folder import BEST_MODEL, check_classes, read_run_info
 
-__all__ = ["split_loaders", "evaluate_splits", "evaluation_step", "inference_items", "run_datalist",
-           "IMAGE_SUFFIXES"]
+__all__ = ["IMAGE_SUFFIXES", "evaluate_splits", "evaluation_step", "inference_items", "run_datalist", "split_loaders"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", *NIFTI_SUFFIXES)
 logger = logging.getLogger("medattn")
