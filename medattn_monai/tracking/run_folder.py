@@ -128,8 +128,8 @@ def resolve_run_dir(run_dir: str | None, output_root: str, dataset_name: str) ->
     trained_on = info.get("dataset_name")
     if trained_on != dataset_name:
         raise ConfigError(f"run {run_dir} was trained on {trained_on} (classes {info.get('classes')}), but this "
-                          f"bundle is for {dataset_name}: use the {trained_on} bundle's configs, or a "
-                          f"{dataset_name} run")
+                          f"bundle is for {dataset_name}: use the {trained_on} bundle's configs, or pass a run trained "
+                          f"on {dataset_name}")
     return str(run_dir)
 
 
