@@ -16,6 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 ISIC_BUNDLE = REPO / "bundles" / "isic_attention_classification"
 ISIC_CONFIGS = ISIC_BUNDLE / "configs"
+CAMELYON_BUNDLE = REPO / "bundles" / "camelyon17_attention_classification"
 # small and fast, but the same code path as the README's demo run
 TRAIN_OVERRIDES = {"epochs": 3, "image_size": 32, "batch_size": 32, "val_batch_size": 256, "progress": False}
 
@@ -83,6 +84,31 @@ def trained_run(demo_data, tmp_path_factory) -> SimpleNamespace:
     info = read_run_info(run_dir)
     return SimpleNamespace(run_dir=Path(run_dir), info=info, tracking_uri=overrides["tracking_uri"], work=work,
                            overrides=overrides)
+
+
+def camelyon_paths(demo_data: SimpleNamespace, work: Path) -> dict:
+    """Config overrides that point the Camelyon17 bundle at the demo data and a private store and output folder."""
+    return {
+        "dataset_dir": str(demo_data.root / "camelyon17"),
+        "datalist": str(demo_data.root / "camelyon17_datalist.json"),
+        "output_root": str(work / "runs"),
+        "tracking_uri": f"sqlite:///{work / 'mlruns' / 'mlflow.db'}",
+    }
+
+
+@pytest.fixture(scope="session")
+def camelyon_run(demo_data, tmp_path_factory) -> SimpleNamespace:
+    """One 2-epoch Camelyon17 training on the demo data (64-pixel patches, batches of 8: 60 optimiser steps, enough
+    for BatchNorm's running statistics to settle), evaluated on every split, once per session."""
+    from medattn_monai.engine import evaluate, train
+    from medattn_monai.tracking import read_run_info
+
+    work = tmp_path_factory.mktemp("camelyon_run")
+    overrides = {"epochs": 2, "batch_size": 8, "image_size": 64, "val_batch_size": 256, "progress": False,
+                 **camelyon_paths(demo_data, work)}
+    run_dir = train(CAMELYON_BUNDLE.name, **overrides)
+    evaluate(run_dir)
+    return SimpleNamespace(run_dir=Path(run_dir), info=read_run_info(run_dir), overrides=overrides, work=work)
 
 
 def workflow_property_problems(configs_dir: Path, workflow_type: str, configs: list[str], overrides: dict) -> list:

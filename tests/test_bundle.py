@@ -24,7 +24,7 @@ def test_network_in_and_out_match_the_metadata(demo_data):
 @pytest.mark.parametrize(
     "workflow_type, configs",
     [("train", ["train.json"]), ("train", ["train.json", "multi_gpu_train.json"]),
-     ("infer", ["train.json", "evaluate.json"]), ("infer", ["train.json", "inference.json"])],
+     ("infer", ["train.json", "evaluate.json"]), ("infer", ["inference.json"])],
 )
 def test_workflow_properties(workflow_type, configs, trained_run, demo_data, tmp_path):
     overrides = dict(trained_run.overrides, output_root=str(tmp_path / "runs"))

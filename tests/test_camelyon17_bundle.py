@@ -1,56 +1,30 @@
 """The Camelyon17 bundle end to end on the synthetic WILDS folder, and as the Model Zoo checks it.
 
-One 2-epoch training on the demo data (shared by the tests here), evaluated on every split: the MLflow run must hold
-the per-split metrics, and the planted hospital stain shift must show as a clear drop from the in-distribution test
-split to the out-of-distribution hospital.
+One 2-epoch training on the demo data (``camelyon_run`` in ``tests/conftest.py``), evaluated on every split: the
+MLflow run must hold the per-split metrics, and the planted hospital stain shift must show as a clear drop from the
+in-distribution test split to the out-of-distribution hospital.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import mlflow
 import pytest
 from monai.bundle import ConfigWorkflow, verify_metadata, verify_net_in_out
 
-from conftest import REPO, workflow_property_problems
+from conftest import REPO, camelyon_paths, workflow_property_problems
 from medattn_monai.errors import ConfigError, find_medattn_error
 
 BUNDLE = "camelyon17_attention_classification"
 CONFIGS = REPO / "bundles" / BUNDLE / "configs"
 META = CONFIGS / "metadata.json"
 SCHEMA = REPO / "medattn_monai" / "schemas" / "meta_schema_20240725.json"
-# small and fast: 64-pixel patches and batches of 8 give 60 optimiser steps in 2 epochs, enough for BatchNorm's
-# running statistics to settle (with fewer, eval-mode accuracy lags far behind training accuracy)
-TRAIN_OVERRIDES = {"epochs": 2, "batch_size": 8, "image_size": 64, "val_batch_size": 256, "progress": False}
 SPLIT_PREFIXES = ("validation", "test", "val_ood", "test_ood")
 # seeds 0-4 of data and training (benchmarks in the branch note): test_bacc >= 0.96, test_ood_bacc <= 0.65
 MIN_TEST_BACC = 0.85
 MIN_SHIFT_MARGIN = 0.2
-
-
-def _paths(demo_data: SimpleNamespace, work: Path) -> dict:
-    return {
-        "dataset_dir": str(demo_data.root / "camelyon17"),
-        "datalist": str(demo_data.root / "camelyon17_datalist.json"),
-        "output_root": str(work / "runs"),
-        "tracking_uri": f"sqlite:///{work / 'mlruns' / 'mlflow.db'}",
-    }
-
-
-@pytest.fixture(scope="session")
-def camelyon_run(demo_data, tmp_path_factory) -> SimpleNamespace:
-    """Convert (done by the demo fixture) -> train 2 epochs -> evaluate every split, once per session."""
-    from medattn_monai.engine import evaluate, train
-    from medattn_monai.tracking import read_run_info
-
-    work = tmp_path_factory.mktemp("camelyon_run")
-    overrides = {**TRAIN_OVERRIDES, **_paths(demo_data, work)}
-    run_dir = train(BUNDLE, **overrides)
-    evaluate(run_dir)
-    return SimpleNamespace(run_dir=Path(run_dir), info=read_run_info(run_dir), overrides=overrides, work=work)
 
 
 def test_run_holds_every_split_metric_and_the_hospital_shift_shows(camelyon_run):
@@ -77,13 +51,13 @@ def test_metadata_matches_the_schema_offline():
 
 def test_network_in_and_out_match_the_metadata(demo_data, tmp_path):
     verify_net_in_out(net_id="network_def", meta_file=str(META), config_file=str(CONFIGS / "train.json"),
-                      datalist=_paths(demo_data, tmp_path)["datalist"], n=1)
+                      datalist=camelyon_paths(demo_data, tmp_path)["datalist"], n=1)
 
 
 @pytest.mark.parametrize(
     "workflow_type, configs",
     [("train", ["train.json"]), ("train", ["train.json", "multi_gpu_train.json"]),
-     ("infer", ["train.json", "evaluate.json"]), ("infer", ["train.json", "inference.json"])],
+     ("infer", ["train.json", "evaluate.json"]), ("infer", ["inference.json"])],
 )
 def test_workflow_properties(workflow_type, configs, camelyon_run, tmp_path):
     overrides = dict(camelyon_run.overrides, output_root=str(tmp_path / "runs"))
@@ -100,7 +74,7 @@ def _workflow(configs, **overrides) -> ConfigWorkflow:
 
 
 def test_max_samples_per_split_and_ood_model_selection(demo_data, tmp_path):
-    workflow = _workflow(["train.json"], **_paths(demo_data, tmp_path), max_samples_per_split=10,
+    workflow = _workflow(["train.json"], **camelyon_paths(demo_data, tmp_path), max_samples_per_split=10,
                          key_metric="val_ood_bacc")
     train_set = workflow.parser.get_parsed_content("train#dataset")
     val_set = workflow.parser.get_parsed_content("validate#dataset")
@@ -111,8 +85,8 @@ def test_max_samples_per_split_and_ood_model_selection(demo_data, tmp_path):
     augment = workflow.parser.get_parsed_content("train#augment")
     assert (augment.brightness, augment.contrast, augment.saturation) == (0, 0, 0)
     with pytest.raises(Exception) as err:  # MONAI's parser wraps the project error
-        _workflow(["train.json"], **_paths(demo_data, tmp_path), key_metric="val_auc").parser.get_parsed_content(
-            "validate#dataset")
+        workflow = _workflow(["train.json"], **camelyon_paths(demo_data, tmp_path), key_metric="val_auc")
+        workflow.parser.get_parsed_content("validate#dataset")
     assert isinstance(find_medattn_error(err.value), ConfigError) and "key_metric='val_auc'" in str(
         find_medattn_error(err.value))
 
@@ -131,7 +105,7 @@ def test_evaluation_uses_the_training_cap_unless_overridden(camelyon_run, tmp_pa
 @pytest.mark.parametrize("cache, monai_class", [("persistent", "PersistentDataset"), ("monai", "CacheDataset"),
                                                 ("stream", "Dataset")])
 def test_cache_modes_are_config_keys(cache, monai_class, demo_data, tmp_path):
-    workflow = _workflow(["train.json"], **_paths(demo_data, tmp_path), max_samples_per_split=6, batch_size=2,
+    workflow = _workflow(["train.json"], **camelyon_paths(demo_data, tmp_path), max_samples_per_split=6, batch_size=2,
                          cache=cache, cache_dir=str(tmp_path / "cache"), num_workers=1, progress=False)
     dataset = workflow.parser.get_parsed_content("train#dataset")
     assert dataset.cache == cache and type(dataset._items).__name__ == monai_class

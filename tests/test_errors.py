@@ -42,10 +42,12 @@ def test_corrupt_jpeg_fails_the_run_and_names_the_file(demo_data, tmp_path, caps
     "change, message",
     [
         ({"dataset_dir": "/nonexistent/isic"}, "dataset_dir not found: /nonexistent/isic"),
-        ({"bogus_key": 3}, "unknown config key(s) ['bogus_key']"),
+        ({"bogus_key": 3}, "unknown config key 'bogus_key' (no similar key)"),
+        ({"epochz": 1}, "unknown config key 'epochz' (did you mean 'epochs'?)"),
+        ({"log_mlflow": "maybe"}, "log_mlflow must be a boolean (true/false, 1/0, yes/no), got 'maybe'"),
         ({"epochs": 0}, "bad value for epochs: 0"),
         ({"cache": "disk"}, "cache='disk' is not one of"),
-        ({"retain_host_memory": "yes"}, "retain_host_memory must be auto, true or false, got 'yes'"),
+        ({"retain_host_memory": "sometimes"}, "retain_host_memory must be auto or a boolean"),
     ],
 )
 def test_bad_settings_fail_before_any_run(change, message, demo_data, tmp_path, capsys):

@@ -3,6 +3,8 @@ uninterrupted run with the same seed."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -96,3 +98,22 @@ def test_checkpoint_writer_thread_only_with_a_core_to_spare(tmp_path):
             assert _checkpointer(tmp_path, "auto")._in_background()
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_dollar_value_in_run_json_runs_nothing_on_resume(trained_run, tmp_path):
+    from medattn_monai.engine.launch import resume_training
+    from medattn_monai.errors import ConfigError
+
+    run_dir = tmp_path / "runs" / "isic-demo" / trained_run.run_dir.name
+    shutil.copytree(trained_run.run_dir, run_dir)
+    marker = tmp_path / "pwned"
+    info = json.loads((run_dir / "run.json").read_text())
+    info["params"]["seed"] = f"$__import__('pathlib').Path({str(marker)!r}).touch() or 7"
+    (run_dir / "run.json").write_text(json.dumps(info))
+    status = mlflow.MlflowClient(trained_run.tracking_uri).get_run(info["run_id"]).info.status
+    # medattn resume, and the study's resume path (launch.resume_training), both refuse it
+    for attempt in (lambda: resume(str(run_dir)), lambda: resume_training(str(run_dir))):
+        with pytest.raises(ConfigError, match=r"run.json: seed = .* would be evaluated as code"):
+            attempt()
+    assert not marker.exists()
+    assert mlflow.MlflowClient(trained_run.tracking_uri).get_run(info["run_id"]).info.status == status

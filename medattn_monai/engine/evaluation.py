@@ -1,4 +1,14 @@
-"""Evaluation and inference of a trained run folder (called by the bundles' ``evaluate.json``/``inference.json``)."""
+"""Evaluation and inference of a trained run folder (called by the bundles' ``evaluate.json``/``inference.json``).
+
+Which run: the bundles' ``run_dir`` key, else the latest finished run of the bundle's dataset
+(:func:`~medattn_monai.tracking.run_folder.resolve_run_dir`); a datalist whose classes differ from the run's is
+refused (:func:`run_datalist`).
+
+Evaluating a run again replaces its test metrics: MLflow keeps every logged value of a metric, so evaluation
+``n`` of a run logs its metrics at step ``n`` (one value per metric and split per evaluation, never two at one
+step), and the run's metrics, which every reader of this package uses (``run.data.metrics``, ``search_runs``),
+are the latest step's: the latest evaluation. MLflow offers no way to delete a logged metric value.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +17,14 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..data.dataset import ImageClassificationDataset
-from ..data.datalist import split_items
+from ..data.datalist import load_datalist, split_items
 from ..data.loader import make_dataloader
 from ..data.transforms import NIFTI_SUFFIXES
 from ..errors import ConfigError, DataError
 from ..handlers.predictions import PredictionWriter
-from ..tracking.run_folder import BEST_MODEL, read_run_info
+from ..tracking.run_folder import BEST_MODEL, check_classes, read_run_info
 
-__all__ = ["split_loaders", "evaluate_splits", "inference_items", "IMAGE_SUFFIXES"]
+__all__ = ["IMAGE_SUFFIXES", "evaluate_splits", "evaluation_step", "inference_items", "run_datalist", "split_loaders"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", *NIFTI_SUFFIXES)
 logger = logging.getLogger("medattn")
@@ -64,13 +74,30 @@ def evaluate_splits(evaluator: Any, writer: PredictionWriter, loaders: Mapping[s
     return writer.results
 
 
+def evaluation_step(client: Any, run_id: str, keys: Sequence[str]) -> int:
+    """The step of a run's next evaluation: one more than the highest step any of ``keys`` was logged at."""
+    logged = set(client.get_run(run_id).data.metrics)
+    steps = [m.step for key in keys if key in logged for m in client.get_metric_history(run_id, key)]
+    return max(steps, default=0) + 1
+
+
 def _log_to_run(info: Mapping[str, Any], writer: PredictionWriter) -> None:
     from ..tracking.mlflow_runs import log_artifact, log_metrics, open_client
 
     client = open_client(info.get("tracking_uri"))
-    log_metrics(client, info["run_id"], {k: v for split in writer.results.values() for k, v in split.items()})
+    metrics = {k: v for split in writer.results.values() for k, v in split.items()}
+    step = evaluation_step(client, info["run_id"], list(metrics))
+    log_metrics(client, info["run_id"], metrics, step=step)
+    logger.info("evaluation %d of run %s logged into its MLflow run %s", step, info.get("run_name"), info["run_id"])
     for path in writer.files:
         log_artifact(client, info["run_id"], path, artifact_path="eval")
+
+
+def run_datalist(path: str, info: Mapping[str, Any]) -> dict[str, Any]:
+    """The datalist at ``path``, refused when its classes are not those the run ``info`` was trained on."""
+    datalist = load_datalist(path)
+    check_classes(info, datalist["classes"], path)
+    return datalist
 
 
 def inference_items(input_dir: str | None = None, datalist: Mapping[str, Any] | None = None, split: str = "test",

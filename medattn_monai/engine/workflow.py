@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ConfigError
-from ..tracking.run_folder import find_run_dir, read_run_info
-from .bundles import DEFAULT_BUNDLE, apply_overrides, bundle_configs
+from ..tracking.run_folder import RUN_INFO, find_run_dir, read_run_info
+from .bundles import DEFAULT_BUNDLE, apply_overrides, bundle_configs, data_overrides, locate_bundle
 
-__all__ = ["run_workflow", "train", "resume", "evaluate"]
+__all__ = ["run_workflow", "train", "resume", "evaluate", "recorded_bundle"]
 
 # run settings that may differ on resume (they do not change results)
 _RESUMABLE_SETTINGS = ("cache", "num_workers", "amp", "channels_last", "compile", "retain_host_memory",
@@ -80,22 +80,34 @@ def resume(run: str, output_root: str = "runs", tracking_uri: str | None = None,
     bad = [k for k in settings if k not in _RESUMABLE_SETTINGS]
     if bad:
         raise ConfigError(f"resume can change only {_RESUMABLE_SETTINGS}, not {bad}")
+    source = str(Path(run_dir) / RUN_INFO)
     recorded = {k: v for k, v in info.get("settings", {}).items() if k in _RESUMABLE_SETTINGS}
-    overrides = {
+    # run.json is data (a run folder may come from anyone): nothing in it may become a MONAI expression
+    overrides = data_overrides({
         **info["params"],
         **recorded,
-        **settings,
         "dataset_dir": info["dataset_dir"],
         "datalist": info["datalist"],
         "output_root": info["output_root"],
-        "resume_from": os.path.abspath(run_dir),
-    }
-    if info.get("tracking_uri"):
-        overrides["tracking_uri"] = info["tracking_uri"]
-        overrides["experiment_name"] = info["experiment_name"]
+        **({"tracking_uri": info["tracking_uri"], "experiment_name": info["experiment_name"]}
+           if info.get("tracking_uri") else {}),
+    }, source)
+    overrides.update(settings, resume_from=os.path.abspath(run_dir))
     names = ["train.json"] + (["multi_gpu_train.json"] if multi_gpu else [])
-    run_workflow(bundle_configs(info["bundle_root"], *names), "train", **overrides)
+    run_workflow(bundle_configs(recorded_bundle(info, source), *names), "train", **overrides)
     return run_dir
+
+
+def recorded_bundle(info: dict[str, Any], source: str) -> str:
+    """The folder of the bundle a run was trained with, found by its name among this installation's bundles.
+
+    ``run.json`` records the bundle's folder, but a path read from a file never chooses which config files run
+    (they execute code): only the folder's name is used.
+    """
+    name = Path(str(info.get("bundle_root", ""))).name
+    if not name:
+        raise ConfigError(f"{source} names no bundle_root")
+    return locate_bundle(name)
 
 
 def evaluate(run: str, splits: Sequence[str] | None = None, output_root: str = "runs",
@@ -113,6 +125,7 @@ def evaluate(run: str, splits: Sequence[str] | None = None, output_root: str = "
     info = read_run_info(run_dir)
     if splits is not None:
         overrides["eval_splits"] = list(splits) if not isinstance(splits, str) else [splits]
-    run_workflow(bundle_configs(info["bundle_root"], "train.json", "evaluate.json"), "infer",
-                 run_dir=os.path.abspath(run_dir), **overrides)
+    bundle = recorded_bundle(info, str(Path(run_dir) / RUN_INFO))
+    run_workflow(bundle_configs(bundle, "train.json", "evaluate.json"), "infer", run_dir=os.path.abspath(run_dir),
+                 **overrides)
     return run_dir

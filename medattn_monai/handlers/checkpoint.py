@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,7 +21,7 @@ import torch.distributed as dist
 from ignite.engine import Engine, Events
 
 from ..errors import ConfigError
-from ..tracking.run_folder import BEST_MODEL, LAST_CHECKPOINT, read_run_info, update_run_info
+from ..tracking.run_folder import BEST_MODEL, FINISHED_AT, LAST_CHECKPOINT, read_run_info, update_run_info
 
 __all__ = ["RunHistory", "RunCheckpointer", "unwrap_model", "usable_cores"]
 
@@ -157,7 +158,7 @@ class RunCheckpointer:
         if self.resume_path:
             engine.add_event_handler(Events.STARTED, self.restore)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
-        engine.add_event_handler(Events.COMPLETED, self.wait)
+        engine.add_event_handler(Events.COMPLETED, self.completed)
 
     def wait(self, engine: Engine | None = None) -> None:
         """Block until the last checkpoint is on disk; re-raises a write error."""
@@ -203,8 +204,16 @@ class RunCheckpointer:
             if diff:
                 listed = ", ".join(f"{k}: {a!r} (run) vs {b!r} (now)" for k, (a, b) in sorted(diff.items()))
                 raise ConfigError(f"cannot resume {self.output_dir} with other hyper-parameters: {listed}")
+        if _is_rank0():  # not finished (again) until this training completes
+            update_run_info(self.output_dir, {**self.run_info, FINISHED_AT: None})
+
+    def completed(self, engine: Engine) -> None:
+        """Wait for the last checkpoint, then record in ``run.json`` that the training finished (and when):
+        evaluation and inference default to the latest finished run of their dataset."""
+        self.wait()
         if _is_rank0():
-            update_run_info(self.output_dir, self.run_info)
+            finished = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+            update_run_info(self.output_dir, {FINISHED_AT: finished})
 
     def restore(self, engine: Engine) -> None:
         """Load ``resume_path`` into the network, optimizer, scheduler, engine state and history."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine.bundles import DEFAULT_BUNDLE, bundle_configs, load_config
+from ..engine.bundles import DEFAULT_BUNDLE, bundle_configs, data_overrides, load_config
 from ..tracking.mlflow_runs import open_client
 from ..tracking.tags import cell_of
 from .cells import Cell, matrix
@@ -33,7 +33,10 @@ class CellPlan:
         return self.cell.label
 
     def overrides(self, seed: int) -> dict[str, Any]:
-        return {**self.base, **(self.params or {}), "seed": seed}
+        """The bundle keys of the cell's run with ``seed``: read from files (the study config, the search's
+        storage), so checked as data, never code."""
+        source = f"the study's keys for cell {self.label} ({self.source or 'study config'})"
+        return data_overrides({**self.base, **(self.params or {}), "seed": seed}, source)
 
     def resolve(self) -> None:
         """Fix the cell's identity (its ``cell`` tag) and experiment from its final configuration."""

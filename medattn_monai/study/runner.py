@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..engine.bundles import data_overrides
 from ..engine.launch import release_memory, resume_training, run_training
 from ..engine.workflow import evaluate
 from ..errors import ConfigError, MedattnError, error_message, find_medattn_error
@@ -81,7 +82,8 @@ class _Runner:
         if given is not None or not search_cfg["enabled"]:
             plan.params, plan.source = dict(given or {}), "given" if given is not None else "bundle defaults"
             return True
-        overrides = {**plan.base, **search_cfg["overrides"], "seed": search_cfg["seed"]}
+        overrides = data_overrides({**plan.base, **search_cfg["overrides"], "seed": search_cfg["seed"]},
+                                   f"the study config's search keys for cell {plan.label}")
         result: SearchResult = search(
             plan.bundle, n_trials=search_cfg["n_trials"], space=search_cfg["space"], storage=self.storage,
             sampler_seed=search_cfg["sampler_seed"], n_startup_trials=search_cfg["n_startup_trials"],

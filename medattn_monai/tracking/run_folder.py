@@ -3,7 +3,9 @@
 A training writes ``<output_root>/<experiment>/<run name>/``:
 
 - ``run.json`` (:data:`RUN_INFO`): what the run is: name, hyper-parameters, network arguments, classes, data
-  paths, and the MLflow run id, experiment and store when the run is tracked;
+  paths, the MLflow run id, experiment and store when the run is tracked, and ``finished_at`` once its training
+  completed (evaluation and inference pick the latest finished run of their dataset by default:
+  :func:`resolve_run_dir`);
 - ``model.pt`` (:data:`BEST_MODEL`): the best weights by the key metric, a plain ``state_dict``;
 - ``checkpoint_last.pt`` (:data:`LAST_CHECKPOINT`): the full state after the last completed epoch (model,
   optimizer, scheduler, engine, and the run's history under ``"run"``).
@@ -27,8 +29,9 @@ from typing import Any, Mapping, Sequence
 from ..errors import ConfigError
 
 __all__ = [
-    "BEST_MODEL", "LAST_CHECKPOINT", "RUN_INFO", "RunLocation", "find_run_dir", "latest_run_dir", "load_network",
-    "locate_run", "mlflow_record", "output_dir_for", "read_run_info", "recorded_best_value", "resume_checkpoint", "update_run_info",
+    "BEST_MODEL", "FINISHED_AT", "LAST_CHECKPOINT", "RUN_INFO", "RunLocation", "check_classes", "find_run_dir",
+    "is_finished", "latest_run_dir", "load_network", "locate_run", "mlflow_record", "output_dir_for", "read_run_info",
+    "recorded_best_value", "resolve_run_dir", "resume_checkpoint", "update_run_info",
 ]
 
 logger = logging.getLogger("medattn")
@@ -36,6 +39,7 @@ logger = logging.getLogger("medattn")
 RUN_INFO = "run.json"
 BEST_MODEL = "model.pt"
 LAST_CHECKPOINT = "checkpoint_last.pt"
+FINISHED_AT = "finished_at"  # run.json: when the training completed its last epoch (None while it runs)
 
 
 def read_run_info(run_dir: str | Path) -> dict[str, Any]:
@@ -84,13 +88,56 @@ def recorded_best_value(run_dir: str | Path) -> float | None:
     return None if value is None else float(value)
 
 
-def latest_run_dir(output_root: str) -> str:
-    """The most recently started run folder under ``output_root`` that has a best model."""
+def is_finished(info: Mapping[str, Any]) -> bool:
+    """Whether the run's training completed every epoch (``run.json``'s ``finished_at``, set when it ends)."""
+    return bool(info.get(FINISHED_AT))
+
+
+def latest_run_dir(output_root: str, dataset_name: str | None = None) -> str:
+    """The run folder under ``output_root`` that finished last, with a best model (of ``dataset_name`` if given).
+
+    Only finished trainings count: a run still training, killed or failed is never picked by default (name it
+    explicitly to use it anyway).
+    """
     root = Path(output_root)
-    runs = [p.parent for p in root.glob(f"*/*/{RUN_INFO}") if (p.parent / BEST_MODEL).is_file()]
+    runs = []
+    for path in root.glob(f"*/*/{RUN_INFO}"):
+        if not (path.parent / BEST_MODEL).is_file():
+            continue
+        info = read_run_info(path.parent)
+        if is_finished(info) and (dataset_name is None or info.get("dataset_name") == dataset_name):
+            runs.append((str(info[FINISHED_AT]), str(path.parent)))
     if not runs:
-        raise ConfigError(f"no trained run (a folder with {RUN_INFO} and {BEST_MODEL}) under {root}: pass --run_dir")
-    return str(max(runs, key=lambda p: (p / RUN_INFO).stat().st_mtime))
+        what = f"finished {dataset_name} run" if dataset_name else "finished run"
+        raise ConfigError(f"no {what} (a folder with {RUN_INFO}, {BEST_MODEL} and a completed training) under "
+                          f"{root}: train one first, or pass --run_dir")
+    return max(runs)[1]
+
+
+def resolve_run_dir(run_dir: str | None, output_root: str, dataset_name: str) -> str:
+    """The trained run a bundle evaluates or predicts with: ``run_dir`` when given, else the run of the bundle's
+    own dataset that finished last under ``output_root``.
+
+    Raises:
+        ConfigError: no such run, or the run was trained on another dataset (naming both): a model of one
+            dataset must never be applied to another's images.
+    """
+    if not run_dir:
+        return latest_run_dir(output_root, dataset_name)
+    info = read_run_info(run_dir)
+    trained_on = info.get("dataset_name")
+    if trained_on != dataset_name:
+        raise ConfigError(f"run {run_dir} was trained on {trained_on} (classes {info.get('classes')}), but this "
+                          f"bundle is for {dataset_name}: use the {trained_on} bundle's configs, or pass a run trained "
+                          f"on {dataset_name}")
+    return str(run_dir)
+
+
+def check_classes(info: Mapping[str, Any], classes: Sequence[str], datalist: str) -> None:
+    """Refuse a datalist whose classes differ from those the run was trained on, naming both."""
+    if list(classes) != list(info.get("classes", [])):
+        raise ConfigError(f"datalist {datalist} has classes {list(classes)}, but run {info.get('run_name')} was "
+                          f"trained on {info.get('dataset_name')} with classes {info.get('classes')}")
 
 
 def mlflow_record(client: Any, run_id: str) -> Any:
