@@ -72,15 +72,14 @@ def test_logged_params_take_the_values_the_tags_carry():
 ])
 def test_run_names_tell_a_size_matched_cnn_and_a_vit_from_the_plain_cnn(network, prefix):
     backbone, attention, baseline, matched_to, family = network
-    name = run_name_for(None, backbone, attention, 3, baseline=baseline, matched_to=matched_to, family=family)
-    assert name.rsplit("-", 3)[0] == prefix
+    args = {"backbone": backbone, "attention": attention, "baseline": baseline, "matched_to": matched_to,
+            "family": family, "num_classes": 8}
+    assert run_name_for(None, args, 3).rsplit("-", 3)[0] == prefix
     assert make_run_name(backbone, attention, 3, baseline, matched_to, family).rsplit("-", 3)[0] == prefix
 
 
-def test_a_run_name_without_the_baseline_keeps_the_older_form():
-    # the form bundles used before they passed the baseline: it must not call a size-matched CNN plain
-    assert run_name_for(None, "resnet18", "none", 0).rsplit("-", 3)[0] == "resnet18-none-s0"
-    assert run_name_for(None, "resnet18", "none", 0, "given-name") == "given-name"
+def test_a_given_run_name_is_kept():
+    assert run_name_for(None, {"backbone": "resnet18", "attention": "none"}, 0, "given-name") == "given-name"
 
 
 def test_a_planned_training_is_named_after_its_network(demo_data, tmp_path):

@@ -38,43 +38,30 @@ def network_label(backbone: str, attention: str = "none", baseline: str | None =
     return f"{backbone}-plain" if attention == "none" else f"{backbone}-{attention}"
 
 
-# the caller did not say whether a CNN without attention is plain or size-matched
-_NOT_GIVEN: Any = object()
-
-
-def run_prefix(backbone: str, attention: str, seed: int, baseline: str | None = _NOT_GIVEN,
+def run_prefix(backbone: str, attention: str, seed: int, baseline: str | None = None,
                matched_to: str | None = None, family: str | None = None) -> str:
     """``<network label>-s<seed>`` (see :func:`network_label`): ``resnet18-plain-s0``, ``resnet18-matched-ga-s0``,
-    ``vit-resnet18-s0``, ``resnet18-ga-s0``, from the config's raw values (``baseline`` None means plain).
-
-    Without ``baseline`` the prefix is ``<backbone>-<attention>-s<seed>`` as before (``resnet18-none-s0``): a
-    size-matched CNN must not be named plain because its caller left the baseline out.
-    """
-    if baseline is _NOT_GIVEN:
-        return f"{backbone}-{attention}-s{int(seed)}"
+    ``vit-resnet18-s0``, ``resnet18-ga-s0``, from the config's values (``baseline`` None means plain)."""
     return f"{network_label(backbone, attention, baseline, matched_to, family)}-s{int(seed)}"
 
 
-def make_run_name(backbone: str, attention: str, seed: int, baseline: str | None = _NOT_GIVEN,
+def make_run_name(backbone: str, attention: str, seed: int, baseline: str | None = None,
                   matched_to: str | None = None, family: str | None = None) -> str:
     """A training run's name: ``<network label>-s<seed>-<YYYYmmdd-HHMMSS>-<4 hex>`` (:func:`run_prefix`), so a
     size-matched CNN or a ViT is told from the plain CNN by its name."""
     return unique_run_name(run_prefix(backbone, attention, seed, baseline, matched_to, family))
 
 
-def run_name_for(resume_from: str | None, backbone: str, attention: str, seed: int, run_name: str | None = None,
-                 baseline: str | None = _NOT_GIVEN, matched_to: str | None = None, family: str | None = None) -> str:
-    """The run's name: the resumed run's, a given one, or a new unique one from :func:`make_run_name`.
-
-    A bundle calls it as ``run_name_for(@resume_from, @backbone, @attention, @seed, baseline=@baseline,
-    matched_to=@matched_to, family=@family)``; without ``baseline`` the name keeps the older
-    ``<backbone>-<attention>-s<seed>`` form (see :func:`run_prefix`).
-    """
+def run_name_for(resume_from: str | None, network_args: Mapping[str, Any], seed: int,
+                 run_name: str | None = None) -> str:
+    """The run's name: the resumed run's, a given one, or a new unique one from :func:`make_run_name` for the
+    network of ``network_args`` (the bundle's ``network_args``: backbone, attention, baseline, …)."""
     if resume_from:
         from .run_folder import read_run_info
 
         return read_run_info(resume_from)["run_name"]
-    return run_name or make_run_name(backbone, attention, seed, baseline, matched_to, family)
+    keys = ("backbone", "attention", "baseline", "matched_to", "family")
+    return run_name or make_run_name(seed=seed, **{k: network_args.get(k) for k in keys})
 
 
 def cell_hash(config: Mapping[str, Any], exclude: tuple[str, ...] = ("seed",)) -> str:
