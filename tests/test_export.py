@@ -234,7 +234,8 @@ def test_refuses_failed_runs_missing_checkpoints_unbuildable_networks_and_uneval
     with pytest.raises(ConfigError, match="has no checkpoint"):
         load_run(run_id, str(tmp_path / "runs"), uri)
     os.symlink(trained_run.run_dir / "model.pt", folder / "model.pt")
-    (folder / "run.json").write_text(json.dumps(dict(run_json, network_args=dict(info["network_args"], attention="ga"))))
+    changed = dict(run_json, network_args=dict(info["network_args"], attention="ga"))
+    (folder / "run.json").write_text(json.dumps(changed))
     with pytest.raises(ConfigError, match="cannot be rebuilt"):
         load_run(str(folder), tracking_uri=uri)
     unevaluated = client.create_run(client.get_run(run_id).info.experiment_id, run_name="unevaluated").info.run_id

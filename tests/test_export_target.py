@@ -59,6 +59,7 @@ def test_overwrite_refuses_every_folder_and_zip_it_did_not_make(trained_run, tmp
         str(forged): "did not make",
         str(mixed): "files export-bundle did not write (eval/predictions.csv)",
         str(work.parent): "is the current folder or contains it",
+        "notes.md/bundle": "notes.md is a file, not a folder",
     }
     for out, reason in refusals.items():
         code, err = _cli(trained_run, capsys, "--out", out, "--overwrite")
@@ -99,7 +100,8 @@ def test_overwrite_replaces_only_its_own_export_and_a_failure_keeps_the_previous
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(target, "write_zip", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(ConfigError, match=f"writing the bundle to {out} failed .No space left on device.: the "
+                                          "previous export is unchanged"):
         export_bundle(trained_run.info["run_id"], str(out), overwrite=True, **kwargs)
     assert _snapshot(out) == previous and Path(f"{out}.zip").read_bytes() == previous_zip
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name, f"{out.name}.zip"]

@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -51,6 +52,7 @@ def followed_readme(trained_run, tmp_path_factory) -> SimpleNamespace:
     installs = [c for c in commands if c.startswith("pip install ")]
     assert len(installs) == 2 and installs[0].startswith("pip install torch=="), commands
 
+    started = time.perf_counter()
     wheels = work / "wheels"
     requirements = [r for line in installs for r in line.split()[2:]]
     download = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "-d", str(wheels), *requirements],
@@ -61,6 +63,7 @@ def followed_readme(trained_run, tmp_path_factory) -> SimpleNamespace:
             pytest.fail(message)
         pytest.skip(message)
 
+    downloaded = time.perf_counter()
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
@@ -69,12 +72,14 @@ def followed_readme(trained_run, tmp_path_factory) -> SimpleNamespace:
     for line in installs:
         done = _shell(line, folder, env, timeout=600)
         assert done.returncode == 0, (line, done.stdout[-2000:], done.stderr[-3000:])
+    print(f"\nwheels gathered in {downloaded - started:.0f} s, venv made and README installs run in "
+          f"{time.perf_counter() - downloaded:.0f} s")
     return SimpleNamespace(folder=folder, commands=commands, env=env, venv=venv, run=trained_run)
 
 
 def test_readme_install_lines_and_inference_work_in_a_fresh_venv(followed_readme, demo_data, tmp_path):
     venv_python = followed_readme.venv / "bin" / "python"
-    assert subprocess.run([venv_python, "-c", "import medattn_monai"], env=followed_readme.env,
+    assert subprocess.run([venv_python, "-c", "import medattn_monai"], env=followed_readme.env, cwd=tmp_path,
                           capture_output=True).returncode != 0  # only what the README installed is there
 
     datalist = json.loads(demo_data.datalist.read_text())
@@ -88,7 +93,9 @@ def test_readme_install_lines_and_inference_work_in_a_fresh_venv(followed_readme
     assert len(inference) == 1, followed_readme.commands
     bundle = tmp_path / "bundle"  # a copy: inference writes eval/ into the bundle folder
     shutil.copytree(followed_readme.folder, bundle)
+    started = time.perf_counter()
     done = _shell(inference[0].replace("/path/to/images", str(images)), bundle, followed_readme.env)
+    print(f"inference as the README says: {time.perf_counter() - started:.0f} s")
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-5000:]
     assert "OptionalImportError" not in output

@@ -8,10 +8,10 @@ Layout (MONAI Model Zoo)::
           /docs/README.md, docs/data_license.txt, LICENSE, large_files.yml (only for files over 25 MB)
 
 The bundle needs MONAI, PyTorch, NumPy and the packages in its ``required_packages_version`` only. Configs, scripts,
-metadata and docs depend only on the run and the installed versions: the same run gives byte-identical files. The
-compiled network is made and checked by ``export/compiled.py``; what the run was trained on (its dataset or
-synthetic demo data) is decided by ``export/provenance.py``; where the bundle may be written, by
-``export/target.py`` (a new folder or an earlier export of this command, never anything else).
+metadata and docs depend only on the run and the installed versions: the same run gives byte-identical files.
+The compiled network is made and checked by ``medattn_monai/export/compiled.py``; what the run was trained on (its
+dataset or synthetic demo data) is decided by ``medattn_monai/export/provenance.py``; where the bundle may be
+written, by ``medattn_monai/export/target.py`` (a new folder or an earlier export of this command, nothing else).
 """
 
 from __future__ import annotations
@@ -125,10 +125,9 @@ def _card(source: RunSource, facts: dict[str, Any], task: str, metrics: dict[str
     bacc = metrics.get("test_bacc", float("nan"))
     if data.demo:
         return (f"{phrase}: {task} (trained on {_DEMO})",
-                f"A {phrase} ({facts['params_count']:,} parameters) trained with medattn-monai (run "
-                f"{source.run_name}) on {_DEMO} in the format of {task[0].lower() + task[1:]}: a demonstration of "
-                f"the export that has learnt nothing about real images; test balanced accuracy {bacc:.4f} on the "
-                "demo data's test split.")
+                f"A {phrase} ({facts['params_count']:,} parameters) for {task[0].lower() + task[1:]}, trained with "
+                f"medattn-monai (run {source.run_name}) on {_DEMO}, not on real images: a demonstration of the "
+                f"pipeline; test balanced accuracy {bacc:.4f} on the demo data's test split.")
     return (f"{phrase}: {task}",
             f"A {phrase} ({facts['params_count']:,} parameters) for {task[0].lower() + task[1:]}, trained with "
             f"medattn-monai (run {source.run_name}); test balanced accuracy {bacc:.4f}.")
@@ -186,7 +185,8 @@ def write_bundle(source: RunSource, folder: str | Path, version: str = "0.1.0", 
         version: the bundle's version.
         changelog: what this version is (default: where it was exported from).
         authors: the bundle's authors (default: the source bundle's).
-        data: what the run was trained on (default: decided from the run, see ``export/provenance.py``).
+        data: what the run was trained on (default: decided from the run, see
+            ``medattn_monai/export/provenance.py``).
 
     Raises:
         ConfigError: it cannot be told whether the run was trained on demo data (see ``data``).
@@ -272,7 +272,8 @@ def export_bundle(
 
     Give ``run_id`` (an MLflow run id or a run folder), or tags to pick the best FINISHED train run by ``metric``.
     The bundle is written only into a folder that does not exist, or (with ``overwrite``) over an earlier export of
-    this command; any other existing target is refused before anything is written (``export/target.py``).
+    this command; any other existing target is refused before anything is written
+    (``medattn_monai/export/target.py``).
     (Longer than 60 lines by its docstring only: one entry per command-line flag.)
 
     Args:

@@ -2,9 +2,10 @@
 
 Texts about the task, modality and authors come from the metadata of the bundle the run was trained with; what the
 run was trained on (``data_source``, dataset references, intended use) is decided by the caller from the run's own
-data (``export/provenance.py``: demo data is never described as the real dataset); the network's input and output,
-class names, versions, package requirements and ``eval_metrics`` (the run's logged test metrics) come from the run
-and this environment. ``generated_by`` marks the bundle as this command's (``export/target.py``).
+data (``medattn_monai/export/provenance.py``: demo data is never described as the real dataset); the network's
+input and output, class names, versions, package requirements and ``eval_metrics`` (the run's logged test metrics)
+come from the run and this environment. ``generated_by`` marks the bundle as this command's
+(``medattn_monai/export/target.py``).
 """
 
 from __future__ import annotations

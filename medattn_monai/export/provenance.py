@@ -130,14 +130,15 @@ def data_references(references: Sequence[str], data_licence: str) -> list[str]:
 
 def demo_licence(dataset_format: str, seed: int | None) -> str:
     """``docs/data_license.txt`` of a bundle trained on demo data (``dataset_format``: whose format it imitates)."""
-    generated = f"from seed {seed} " if seed is not None else ""
+    generated = f" from seed {seed}" if seed is not None else ""
     return (
         "Training data of these weights\n"
         "==============================\n\n"
-        f"The weights were trained on synthetic demo data written {generated}by `medattn demo-data` of medattn-monai\n"
-        f"in the on-disk format of {dataset_format}. The images are drawn by the project's code: no patient's\n"
-        "image and no image of a third-party dataset was used. The demo data is covered by the project's licence\n"
-        "(Apache-2.0, see LICENSE); no third-party data licence applies to the weights.\n\n"
+        f"The weights were trained on synthetic demo data written{generated} by `medattn demo-data` of\n"
+        f"medattn-monai, in the on-disk format of {dataset_format}.\n"
+        "The images are drawn by the project's code: no patient's image and no image of a third-party dataset\n"
+        "was used. The demo data is covered by the project's licence (Apache-2.0, see LICENSE); no third-party\n"
+        "data licence applies to the weights.\n\n"
         "The model has learnt only the demo data's synthetic signal: it says nothing about real images.\n"
         "Research and demonstration only; not a medical device.\n"
     )

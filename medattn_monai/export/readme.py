@@ -162,8 +162,8 @@ def render_readme(
         files: the bundle's files (relative paths).
     """
     image = metadata["network_data_format"]["inputs"]["image"]
-    roles = [(f"`{f}`", FILE_ROLES.get(f, "copied from medattn-monai: " + ("network code" if f.startswith("scripts/")
-                                                                             else "bundle file"))) for f in files]
+    copied = "copied from medattn-monai: network, image loader or metric code"
+    roles = [(f"`{f}`", FILE_ROLES.get(f, copied if f.startswith("scripts/") else "bundle file")) for f in files]
     values = {
         "title": title,
         "description": description,

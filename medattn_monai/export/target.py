@@ -92,6 +92,9 @@ def _check_folder(target: Path, overwrite: bool) -> None:
     if resolved == here or resolved in here.parents:
         raise ConfigError(f"--out {target} is the current folder or contains it: choose a new folder for the bundle")
     if not (target.exists() or target.is_symlink()):
+        blocking = next((p for p in target.parents if p.exists() or p.is_symlink()), None)
+        if blocking is not None and not blocking.is_dir():
+            raise ConfigError(f"--out {target} cannot be made: {blocking} is a file, not a folder")
         return
     if not is_export(target):
         kind = "a file" if target.is_file() else "a link" if target.is_symlink() else "a folder"
@@ -150,32 +153,50 @@ def write_zip(folder: Path, path: Path, name: str) -> Path:
     return path
 
 
+def _swap(work: Path, target: Path, archive: Path | None) -> Path | None:
+    """Rename ``work/bundle`` to ``target`` (an earlier export aside to ``work/previous`` first, back if the rename
+    fails), then ``archive`` to ``<target>.zip``; returns the zip's path."""
+    if target.exists():
+        os.rename(target, work / "previous")
+    try:
+        os.rename(work / "bundle", target)
+    except OSError:
+        if (work / "previous").exists():
+            os.rename(work / "previous", target)
+        raise
+    if archive is None:
+        return None
+    final = target.with_name(f"{target.name}.zip")
+    try:
+        os.replace(archive, final)
+    except OSError as e:
+        raise ConfigError(f"the bundle was written to {target}, but {final} could not be replaced "
+                          f"({e.strerror or e}): it is still the previous export's") from None
+    return final
+
+
 def install(staged: Path, target: Path, overwrite: bool, zip: bool) -> Path | None:
     """Move the bundle folder ``staged`` to ``target`` (and write ``<target>.zip``), replacing an earlier export.
 
-    Both are first written beside the target under hidden temporary names; the targets are checked again, then
-    renamed into place (an earlier export is renamed aside first and deleted last, and renamed back if the swap
-    fails). Returns the zip's path, or None.
+    Both are first written beside the target under a hidden temporary folder (deleted at the end, whatever
+    happens); the targets are checked again, then renamed into place. Returns the zip's path, or None.
+
+    Raises:
+        ConfigError: a target may not be written (see :func:`check_targets`), or writing failed (disk full, no
+            permission); the message says that the previous export is unchanged.
     """
     check_targets(target, overwrite, zip)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.export-", dir=target.parent))
+    work = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.export-", dir=target.parent))
         shutil.move(str(staged), str(work / "bundle"))
         archive = write_zip(work / "bundle", work / "bundle.zip", target.name) if zip else None
         check_targets(target, overwrite, zip)  # nothing appeared or changed while the bundle was staged
-        if target.exists():
-            os.rename(target, work / "previous")
-        try:
-            os.rename(work / "bundle", target)
-        except OSError:
-            if (work / "previous").exists():
-                os.rename(work / "previous", target)
-            raise
-        if archive is None:
-            return None
-        final = target.with_name(f"{target.name}.zip")
-        os.replace(archive, final)
-        return final
+        return _swap(work, target, archive)
+    except OSError as e:  # before the swap, or the swap itself, which renames the previous export back
+        previous = "the previous export is unchanged" if is_export(target) else "nothing was written there"
+        raise ConfigError(f"writing the bundle to {target} failed ({e.strerror or e}): {previous}") from None
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
