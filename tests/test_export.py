@@ -186,8 +186,8 @@ def test_bundle_layout_metadata_and_imports(bundle):
 
 def test_card_of_a_demo_run_says_synthetic_demo_data(plain_bundle):
     """The fixture's run was trained on ``medattn demo-data`` (datalist ``"demo": true``, experiment ``isic-demo``)."""
-    files = {name: data.decode() for name, data in _files(plain_bundle.folder).items()
-             if name.endswith((".json", ".md", ".txt"))}
+    files = {name: " ".join(data.decode().split()) for name, data in _files(plain_bundle.folder).items()
+             if name.endswith((".json", ".md", ".txt"))}  # whitespace normalised: texts are wrapped
     meta = json.loads(files["configs/metadata.json"])
     assert "synthetic demo data" in meta["name"] and "synthetic demo data" in meta["description"]
     assert meta["data_source"].startswith("Synthetic demo data written from seed 0 by `medattn demo-data`")
