@@ -60,7 +60,8 @@ def _from_datalist(info: Mapping[str, Any], recorded_hash: str) -> TrainingData 
         return None
     if not isinstance(datalist, dict):
         return None
-    found_hash = datalist.get("split_hash") or _computed_hash(datalist)
+    # the run recorded the hash computed from the splits when it loaded them (a stated one may be stale)
+    found_hash = _computed_hash(datalist) or datalist.get("split_hash")
     if recorded_hash and found_hash != recorded_hash:
         logger.warning("the datalist %s has split hash %s, the run was trained on %s: judging its data by the "
                        "experiment", path, found_hash, recorded_hash)
