@@ -107,20 +107,23 @@ def test_overwrite_replaces_only_its_own_export_and_a_failure_keeps_the_previous
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name, f"{out.name}.zip"]
 
 
-def _datalist(folder: Path, demo: bool, split_hash: str = "abc") -> str:
-    path = folder / f"datalist_{demo}_{split_hash}.json"
-    content = {"classes": ["a", "b"], "training": [], "split_hash": split_hash, "meta": {"demo_seed": 3}}
+def _datalist(folder: Path, demo: bool, images: tuple[str, ...] = ("a.png",)) -> str:
+    path = folder / f"datalist_{demo}_{len(images)}.json"
+    content = {"classes": ["a", "b"], "training": [{"image": i, "label": 0} for i in images], "meta": {"demo_seed": 3}}
     path.write_text(json.dumps(dict(content, demo=True) if demo else content))
     return str(path)
 
 
 def test_training_data_comes_from_the_datalist_else_the_experiment_else_the_user(tmp_path):
-    info = {"dataset_name": "isic", "split_hash": "abc"}
+    from medattn_monai.data import split_hash
+
+    info = {"dataset_name": "isic", "split_hash": split_hash({"classes": ["a", "b"],
+                                                              "training": [{"image": "a.png", "label": 0}]})}
     demo = training_data(dict(info, datalist=_datalist(tmp_path, True)), {}, "my-experiment")
     assert demo.demo and demo.seed == 3 and "datalist" in demo.evidence
     assert not training_data(dict(info, datalist=_datalist(tmp_path, False)), {}, "isic-demo").demo
-    # a datalist that is not the run's (another split) does not count: the experiment decides
-    assert training_data(dict(info, datalist=_datalist(tmp_path, False, "other")), {}, "isic-demo").demo
+    # a datalist that is not the run's (other splits) does not count: the experiment decides
+    assert training_data(dict(info, datalist=_datalist(tmp_path, False, ("a.png", "b.png"))), {}, "isic-demo").demo
     elsewhere = dict(info, datalist=str(tmp_path / "not-here.json"))
     assert training_data(elsewhere, {}, "isic-demo").demo
     assert training_data(elsewhere, {}, "isic-demo-study").demo
