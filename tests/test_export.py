@@ -184,6 +184,24 @@ def test_bundle_layout_metadata_and_imports(bundle):
     assert f"{logged['test_bacc']:.4f}" in readme
 
 
+def test_card_of_a_demo_run_says_synthetic_demo_data(plain_bundle):
+    """The fixture's run was trained on ``medattn demo-data`` (datalist ``"demo": true``, experiment ``isic-demo``)."""
+    files = {name: " ".join(data.decode().split()) for name, data in _files(plain_bundle.folder).items()
+             if name.endswith((".json", ".md", ".txt"))}  # whitespace normalised: texts are wrapped
+    meta = json.loads(files["configs/metadata.json"])
+    assert "synthetic demo data" in meta["name"] and "synthetic demo data" in meta["description"]
+    assert meta["data_source"].startswith("Synthetic demo data written from seed 0 by `medattn demo-data`")
+    assert meta["intended_use"].startswith("Demonstration only") and meta["generated_by"] == "medattn export-bundle"
+    assert not any("HAM10000" in r or "ISIC" in r for r in meta["references"])
+    for name in ("configs/metadata.json", "docs/README.md", "docs/data_license.txt"):
+        assert "ISIC 2019" not in files[name] and "CC BY-NC" not in files[name], name
+        assert "non-commercial" not in files[name].lower(), name
+    readme = files["docs/README.md"]
+    assert meta["data_source"] in readme and "test split of the synthetic demo data" in readme
+    assert "no third-party data licence binds them" in readme
+    assert "no third-party data licence applies" in files["docs/data_license.txt"]
+
+
 def test_same_run_gives_identical_files_and_tags_pick_the_best_run(plain_bundle, trained_run, tmp_path):
     run_id = select_run(dataset="isic", backbone="resnet18", attention="none", tracking_uri=trained_run.tracking_uri)
     assert run_id == trained_run.info["run_id"]
@@ -216,7 +234,8 @@ def test_refuses_failed_runs_missing_checkpoints_unbuildable_networks_and_uneval
     with pytest.raises(ConfigError, match="has no checkpoint"):
         load_run(run_id, str(tmp_path / "runs"), uri)
     os.symlink(trained_run.run_dir / "model.pt", folder / "model.pt")
-    (folder / "run.json").write_text(json.dumps(dict(run_json, network_args=dict(info["network_args"], attention="ga"))))
+    changed = dict(run_json, network_args=dict(info["network_args"], attention="ga"))
+    (folder / "run.json").write_text(json.dumps(changed))
     with pytest.raises(ConfigError, match="cannot be rebuilt"):
         load_run(str(folder), tracking_uri=uri)
     unevaluated = client.create_run(client.get_run(run_id).info.experiment_id, run_name="unevaluated").info.run_id
@@ -241,7 +260,7 @@ def test_cli_refusal_is_one_line_with_exit_status_2(trained_run, tmp_path, capsy
     code = main(["export-bundle", "--run-id", trained_run.info["run_id"], "--out", str(out),
                  "--tracking_uri", trained_run.tracking_uri, "--output_root", trained_run.overrides["output_root"]])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.startswith("medattn: error:") and "exists" in err and len(err.splitlines()) == 1
+    assert code == 2 and err.startswith("medattn: error:") and "did not make" in err and len(err.splitlines()) == 1
 
 
 def test_missing_run_folder_is_read_from_mlflow_artifacts(trained_run, tmp_path):

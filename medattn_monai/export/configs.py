@@ -26,6 +26,8 @@ def inference_config(network_target: str, network_args: Mapping[str, Any], loade
                      std: Sequence[float] = IMAGENET_STD) -> dict:
     """``configs/inference.json``: predict every image under ``dataset_dir`` into ``eval/predictions.csv``.
 
+    One literal dict, longer than a function should be, so that it reads top to bottom as the JSON it writes.
+
     Args:
         network_target: the ``_target_`` of the network class in the bundle's ``scripts``.
         network_args: its constructor arguments (the run's exact network).
@@ -46,7 +48,9 @@ def inference_config(network_target: str, network_args: Mapping[str, Any], loade
         "output_dir": "$os.path.join(@bundle_root, 'eval')",
         "output_filename": "predictions.csv",
         "batch_size": 32,
-        "num_workers": 4,
+        # the cores this process may use, at most 4: more workers than cores only makes PyTorch warn and wait
+        "num_workers": "$min(4, len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') "
+                       "else os.cpu_count() or 1)",
         "image_size": image_size,
         "classes": list(classes),
         "mean": list(mean),

@@ -9,6 +9,8 @@ from pathlib import Path
 from string import Template
 from typing import Any, Mapping, Sequence
 
+from .requirements import install_lines
+
 __all__ = ["FILE_ROLES", "VARIANT_DEFINITIONS", "render_readme", "variant_name"]
 
 TEMPLATE = Path(__file__).with_name("templates") / "README.md"
@@ -106,6 +108,15 @@ def _value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else f"`{value}`"
 
 
+def _run_values(metadata: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, str]:
+    """The README's install lines and training table."""
+    torch_line, packages_line, checks_line = install_lines(metadata)
+    training = [(f"`{k}`", _value(v)) for k, v in params.items() if k != "pretrained_path"]
+    training.append(("ImageNet-pretrained backbone", "yes" if params.get("pretrained_path") else "no (from scratch)"))
+    return {"torch_line": torch_line, "packages_line": packages_line, "checks_line": checks_line,
+            "training_rows": _table(training)}
+
+
 def render_readme(
     *,
     title: str,
@@ -120,13 +131,14 @@ def render_readme(
     split_hash: str,
     metrics: Mapping[str, float],
     metadata: Mapping[str, Any],
+    data: Mapping[str, str],
     mean: Sequence[float],
     std: Sequence[float],
     suffixes: Sequence[str],
     torchscript: str,
     files: Sequence[str],
 ) -> str:
-    """The README text.
+    """The README text. (Longer than 60 lines by its docstring and the one mapping of template names to values.)
 
     Args:
         title: the bundle's name.
@@ -140,7 +152,9 @@ def render_readme(
         classes: class names in logit order.
         split_hash: the datalist's split hash.
         metrics: metrics to report (test metrics and the best validation balanced accuracy).
-        metadata: the bundle's ``metadata.json``.
+        metadata: the bundle's ``metadata.json`` (input format, normalisation, versions, requirements).
+        data: texts about the training data: ``paragraph`` (the Data section), ``test_split`` (what the test
+            metrics were measured on) and ``licence`` (the License section).
         mean: normalisation mean per channel.
         std: normalisation standard deviation per channel.
         suffixes: image file suffixes inference reads.
@@ -148,11 +162,8 @@ def render_readme(
         files: the bundle's files (relative paths).
     """
     image = metadata["network_data_format"]["inputs"]["image"]
-    training = [(f"`{k}`", _value(v)) for k, v in params.items() if k != "pretrained_path"]
-    training.append(("ImageNet-pretrained backbone", "yes" if params.get("pretrained_path") else "no (from scratch)"))
-    requirements = " ".join(f"{k}=={v}" for k, v in metadata["required_packages_version"].items())
-    roles = [(f"`{f}`", FILE_ROLES.get(f, "copied from medattn-monai: " + ("network code" if f.startswith("scripts/")
-                                                                             else "bundle file"))) for f in files]
+    copied = "copied from medattn-monai: network, image loader or metric code"
+    roles = [(f"`{f}`", FILE_ROLES.get(f, copied if f.startswith("scripts/") else "bundle file")) for f in files]
     values = {
         "title": title,
         "description": description,
@@ -167,8 +178,9 @@ def render_readme(
         "num_classes": len(classes),
         "network_target": network_target,
         "variant_definition": _definition(facts, network_args),
-        "training_rows": _table(training),
-        "data_source": metadata.get("data_source") or "See `docs/data_license.txt`.",
+        "data_paragraph": data["paragraph"],
+        "test_split": data["test_split"],
+        "licence_paragraph": data["licence"],
         "class_list": ", ".join(f"{i} `{c}`" for i, c in enumerate(classes)),
         "split_hash": split_hash,
         "colour": "RGB" if image["num_channels"] == 3 else "greyscale",
@@ -176,15 +188,12 @@ def render_readme(
         "mean": tuple(mean),
         "std": tuple(std),
         "metric_rows": _table([(f"`{k}`", f"{v:.4f}") for k, v in metrics.items()]),
-        "monai_version": metadata["monai_version"],
-        "pytorch_version": metadata["pytorch_version"],
-        "numpy_version": metadata["numpy_version"],
-        "requirements": requirements,
         "torchscript": torchscript,
         "suffixes": ", ".join(f"`{s}`" for s in suffixes),
         "intended_use": metadata["intended_use"],
         "seed": params.get("seed", "?"),
         "file_rows": "\n".join(f"- {name}: {role}" for name, role in roles),
         "reference_rows": "\n".join(f"- {r}" for r in metadata["references"]),
+        **_run_values(metadata, params),
     }
     return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(values)

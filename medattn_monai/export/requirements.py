@@ -13,10 +13,16 @@ import re
 import sys
 from typing import Iterable, Mapping
 
-__all__ = ["BASE_PACKAGES", "imported_modules", "distribution_versions"]
+__all__ = ["BASE_PACKAGES", "CHECK_PACKAGES", "RUNNER_PACKAGES", "distribution_versions", "imported_modules",
+           "install_lines"]
 
 # what the zoo installs for every bundle from its own metadata fields
 BASE_PACKAGES = ("torch", "monai", "numpy")
+# what `python -m monai.bundle` needs besides MONAI's own requirements and the bundle's: its __main__ parses the
+# command line with fire (an optional import of MONAI's, "OptionalImportError: import fire" without it)
+RUNNER_PACKAGES = ("fire",)
+# what MONAI's `verify_metadata` needs (the Model Zoo's checks): jsonschema validates the metadata
+CHECK_PACKAGES = ("jsonschema",)
 
 
 def imported_modules(sources: Iterable[str]) -> set[str]:
@@ -54,3 +60,22 @@ def distribution_versions(modules: Iterable[str], exclude: Iterable[str] = BASE_
         if name not in skip:
             found[name] = importlib.metadata.version(name)
     return dict(sorted(found.items()))
+
+
+def _pinned(name: str) -> str:
+    try:
+        return f"{name}=={importlib.metadata.version(name)}"
+    except importlib.metadata.PackageNotFoundError:
+        return name
+
+
+def install_lines(metadata: Mapping[str, object]) -> tuple[str, str, str]:
+    """The ``pip install`` lines of an exported bundle's README: PyTorch first (alone, so that no other requirement
+    pulls a default CUDA build of it), then MONAI, NumPy, the runner's and the bundle's packages, then what the
+    Model Zoo's checks add; all pinned to the versions of ``metadata`` and of this environment."""
+    required = dict(metadata["required_packages_version"])  # type: ignore[arg-type]
+    rest = [f"monai=={metadata['monai_version']}", f"numpy=={metadata['numpy_version']}"]
+    rest += [_pinned(n) for n in RUNNER_PACKAGES if n not in required]
+    rest += [f"{k}=={v}" for k, v in required.items()]
+    return (f"pip install torch=={metadata['pytorch_version']}", "pip install " + " ".join(rest),
+            "pip install " + " ".join(_pinned(n) for n in CHECK_PACKAGES))

@@ -1,4 +1,5 @@
-"""The run a bundle is exported from: found by MLflow run id, run folder or tags, and checked before anything is written.
+"""The run a bundle is exported from: found by MLflow run id, run folder or tags, and checked before anything is
+written.
 
 Only a FINISHED ``run_type=train`` run with its best weights (``model.pt``), logged test metrics and a network that
 rebuilds from ``run.json`` and loads those weights exactly is exported; anything else is refused with a message that
@@ -115,7 +116,8 @@ def load_run(run: str, output_root: str = "runs", tracking_uri: str | None = Non
         hint = {"FAILED": "it crashed; fix the cause and train again, or resume it",
                 "KILLED": "it was interrupted; finish it with `medattn resume`",
                 "RUNNING": "it is still training, or was killed hard; finish it with `medattn resume`"}
-        raise ConfigError(f"run {label} is {status}, not FINISHED: {hint.get(status, 'only finished runs are exported')}")
+        why = hint.get(status, "only finished runs are exported")
+        raise ConfigError(f"run {label} is {status}, not FINISHED: {why}")
     location = locate_run(run, output_root, uri, download_dir)
     network = load_network(location)
     state = network.state_dict()

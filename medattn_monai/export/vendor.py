@@ -108,7 +108,8 @@ def _project_imports(tree: ast.Module, module: str, package: str) -> list[ast.Im
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import) and any(_in_package(a.name, package) for a in node.names):
-            raise ValueError(f"{module} line {node.lineno}: 'import {package}…' cannot be copied; use 'from … import'")
+            raise ValueError(f"{module} line {node.lineno}: 'import {package}…' cannot be copied; "
+                             "use 'from … import'")
         if isinstance(node, ast.ImportFrom) and (node.level > 0 or _in_package(node.module or "", package)):
             found.append(node)
     return sorted(found, key=lambda n: n.lineno)
@@ -126,7 +127,8 @@ def _rewritten_import(targets: list[tuple[str, bool, str, str | None]], flat: di
     for target, names in groups.items():
         line = f"{indent}from .{flat[target]} import {', '.join(names)}"
         if len(line) > 100:
-            line = f"{indent}from .{flat[target]} import (\n" + "".join(f"{indent}    {n},\n" for n in names) + f"{indent})"
+            listed = "".join(f"{indent}    {n},\n" for n in names)
+            line = f"{indent}from .{flat[target]} import (\n{listed}{indent})"
         lines.append(line)
     return "\n".join(lines)
 
@@ -159,7 +161,8 @@ def _rewrite(module: str, text: str, tree: ast.Module, flat: dict[str, str], nam
     for node in reversed(_project_imports(tree, module, package)):
         first, last = lines[node.lineno - 1], lines[node.end_lineno - 1]
         if first[: node.col_offset].strip() or last[node.end_col_offset :].strip().split("#")[0].strip():
-            raise ValueError(f"{module} line {node.lineno}: an import sharing its line with other code cannot be copied")
+            raise ValueError(f"{module} line {node.lineno}: an import sharing its line with other code cannot be "
+                             "copied")
         new = _rewritten_import(_import_targets(node, module, package), flat, first[: node.col_offset])
         lines[node.lineno - 1 : node.end_lineno] = [new + "\n"]
     relative = Path(_spec(module).origin).relative_to(Path(_spec(package).origin).parent).as_posix()
