@@ -3,11 +3,12 @@
 ``medattn demo-data`` marks its datalists ``"demo": true``, and a training on such a datalist goes to the
 ``<dataset>-demo`` experiment (unless an experiment is named). The export decides, in this order:
 
-1. the run's datalist (``run.json``'s ``datalist`` path), when it is on this machine and is the one the run was
-   trained on (its ``split_hash`` equals the run's): its ``demo`` flag decides;
-2. otherwise the run's experiment: ``<dataset>-demo`` (or ``<dataset>-demo-…``, as the demo study's) means demo
+1. ``run.json``'s ``demo``, the datalist's flag recorded by the training itself;
+2. otherwise (a run trained before that was recorded) the run's datalist (``run.json``'s ``datalist`` path), when
+   it is on this machine and is the one the run was trained on (its ``split_hash`` equals the run's);
+3. otherwise the run's experiment: ``<dataset>-demo`` (or ``<dataset>-demo-…``, as the demo study's) means demo
    data, ``<dataset>`` alone means the dataset itself;
-3. otherwise the user says it (``--data demo`` or ``--data real``); without that the export is refused.
+4. otherwise the user says it (``--data demo`` or ``--data real``); without that the export is refused.
 
 ``--data`` never overrides evidence: a datalist or experiment that says otherwise is an error. The card of a demo
 run calls its data synthetic and carries no third-party data licence or dataset citation.
@@ -47,6 +48,13 @@ def _computed_hash(datalist: Mapping[str, Any]) -> str | None:
         return split_hash(datalist)
     except (KeyError, TypeError, ValueError):  # not a datalist: it cannot be the run's
         return None
+
+
+def _from_run_info(info: Mapping[str, Any]) -> TrainingData | None:
+    # run.json records the datalist's demo flag from the training itself (runs trained since it does)
+    if not isinstance(info.get("demo"), bool):
+        return None
+    return TrainingData(info["demo"], f"its run.json (demo: {str(info['demo']).lower()})")
 
 
 def _from_datalist(info: Mapping[str, Any], recorded_hash: str) -> TrainingData | None:
@@ -98,7 +106,7 @@ def training_data(info: Mapping[str, Any], tags: Mapping[str, str], experiment: 
         raise ConfigError(f"--data {stated!r}: expected one of {', '.join(DATA_CHOICES)}")
     recorded_hash = str(info.get("split_hash") or tags.get("split_hash") or "")
     dataset = str(info.get("dataset_name") or tags.get("dataset") or "")
-    found = _from_datalist(info, recorded_hash) or _from_experiment(experiment, dataset)
+    found = _from_run_info(info) or _from_datalist(info, recorded_hash) or _from_experiment(experiment, dataset)
     if found is not None:
         if stated is not None and (stated == "demo") != found.demo:
             raise ConfigError(f"--data {stated}: the run was trained on {'demo' if found.demo else 'real'} data "
