@@ -24,7 +24,7 @@ from .config_keys import coerce
 
 __all__ = [
     "DEFAULT_BUNDLE", "apply_overrides", "bundle_configs", "check_config", "data_overrides", "hyper_parameters",
-    "load_config", "locate_bundle", "unknown_keys_message",
+    "load_config", "locate_bundle", "refuse_code", "unknown_keys_message",
 ]
 
 DEFAULT_BUNDLE = "isic_attention_classification"
@@ -113,12 +113,17 @@ def data_overrides(values: Mapping[str, Any], source: str) -> dict[str, Any]:
     for key, value in values.items():
         if not isinstance(key, str) or key.startswith(("+", *_PARSED_PREFIXES)) or "#" in key or "::" in key:
             raise ConfigError(f"{source}: {key!r} is not a bundle key")
-        for path, text in _strings(value, key):
-            if _is_parsed(text):
-                raise ConfigError(f"{source}: {path} = {text!r} would be evaluated as code by MONAI's config parser; "
-                                  "values read from files are data (only the command line may hold expressions)")
+        refuse_code(value, key, source)
         checked[key] = coerce(key, value, source)
     return checked
+
+
+def refuse_code(value: Any, path: str, source: str) -> None:
+    """Refuse a value read from ``source`` holding a string MONAI's parser would evaluate, resolve or copy."""
+    for where, text in _strings(value, path):
+        if _is_parsed(text):
+            raise ConfigError(f"{source}: {where} = {text!r} would be evaluated as code by MONAI's config parser; "
+                              "values read from files are data (only the command line may hold expressions)")
 
 
 def _strings(value: Any, path: str) -> Iterable[tuple[str, str]]:

@@ -21,6 +21,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..engine.bundles import refuse_code
 from ..errors import ConfigError
 
 __all__ = ["DEFAULT_SPACE_FILE", "SearchSpace", "load_space"]
@@ -79,6 +80,7 @@ class SearchSpace:
         if "choices" in spec:
             if not isinstance(spec["choices"], list) or not spec["choices"]:
                 raise ConfigError(f"{where}: choices must be a non-empty list")
+            refuse_code(spec["choices"], f"{key}.choices", self.source)  # each choice becomes a bundle override
             if {"low", "high", "log", "step"} & set(spec):
                 raise ConfigError(f"{where}: give either choices or low/high, not both")
             return spec

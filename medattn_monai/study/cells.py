@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError
+from ..networks.spec import variants_of
 from ..tracking.naming import network_label
 
 __all__ = ["BASELINE_KINDS", "Cell", "matrix"]
@@ -43,11 +44,6 @@ class Cell:
         return self.network["backbone"]
 
 
-def _variants_of(backbone: str, variants: Sequence[str]) -> list[str]:
-    # squeeze-and-excitation is built into EfficientNet-B0's blocks: its plain network is the SE model
-    return [v for v in variants if v != "none" and not (v == "se" and backbone == "efficientnet-b0")]
-
-
 def matrix(n_datasets: int, backbones: Sequence[str], variants: Sequence[str],
            baselines: Sequence[str]) -> list[Cell]:
     """Every cell: per dataset and backbone, the plain CNN, each variant, each variant's size-matched CNN, the ViT
@@ -60,7 +56,8 @@ def matrix(n_datasets: int, backbones: Sequence[str], variants: Sequence[str],
     cells = []
     for d in range(n_datasets):
         for backbone in backbones:
-            attn = _variants_of(backbone, variants)
+            # e.g. no `se` for efficientnet-b0, whose blocks carry squeeze-and-excitation already
+            attn = [v for v in variants if v in variants_of(backbone)]
             if "plain" in baselines or "none" in variants:
                 cells.append(Cell(d, {"backbone": backbone, "attention": "none"}))
             cells += [Cell(d, {"backbone": backbone, "attention": v}) for v in attn]
