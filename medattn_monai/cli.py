@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     import fire
 
     from .errors import error_message, find_medattn_error
+    from .tracking.store import mask_secrets
 
     component = _load(COMMANDS[name][0])
     args = argv[1:]
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         err = find_medattn_error(e)
         if err is None:
             raise
-        print(f"medattn: error: {error_message(err)}", file=sys.stderr)
+        print(f"medattn: error: {mask_secrets(error_message(err))}", file=sys.stderr)
         return err.exit_code
     return 0
 
