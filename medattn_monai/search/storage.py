@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError
-from ..tracking.store import mask_secrets
+from ..tracking.store import mask_log_records, mask_secrets
 
 __all__ = ["DEFAULT_JOURNAL", "STORAGE_TIMEOUT_S", "default_storage", "is_url", "open_storage"]
 
@@ -98,6 +98,8 @@ def _open_database(url: str, heartbeat: dict[str, Any], timeout: float) -> Any:
     import sqlalchemy.exc
 
     shown = mask_secrets(url)
+    if shown != url:
+        mask_log_records()  # SQLAlchemy and the drivers may log it
     deadline, races, pause = time.monotonic() + timeout, 0, 0.1
     while True:
         left = deadline - time.monotonic()

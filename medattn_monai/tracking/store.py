@@ -10,14 +10,17 @@ this process was given: the ``--tracking_uri`` argument, ``MLFLOW_TRACKING_URI``
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import traceback
 from pathlib import Path
+from typing import Any, Callable
 
 from ..errors import ConfigError
 
-__all__ = ["MASK", "default_artifact_location", "has_masked_password", "mask_secrets", "mask_uri",
-           "mlflow_ui_command", "remember_uri", "resolve_tracking_uri", "unmask_uri"]
+__all__ = ["MASK", "default_artifact_location", "has_masked_password", "mask_log_records", "mask_secrets",
+           "mask_uri", "mlflow_ui_command", "remember_uri", "resolve_tracking_uri", "unmask_uri"]
 
 MASK = "***"
 # scheme://user:password@ ... the password runs to the last "@" of the authority (unencoded "@" in passwords happen)
@@ -48,9 +51,41 @@ def has_masked_password(uri: str | None) -> bool:
 
 
 def remember_uri(uri: str | None) -> None:
-    """Keep a URI with a password in this process's memory, so that its masked record can be resolved later."""
+    """Keep a URI with a password in this process's memory, so that its masked record can be resolved later.
+
+    MLflow's client prints a link to every run it ends on a tracking server, built from the URI with its password;
+    with such a URI that printing is switched off (``MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT``).
+    """
     if uri and mask_secrets(uri) != uri:
         _REAL[mask_secrets(uri)] = uri
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        mask_log_records()
+
+
+def _masking_factory(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is logging's to report, not ours
+            return record
+        masked = mask_secrets(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and record.exc_info[0] is not None:  # the traceback a handler would print
+            record.exc_text = mask_secrets("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+        return record
+
+    factory._masks_secrets = True  # type: ignore[attr-defined]
+    return factory
+
+
+def mask_log_records() -> None:
+    """Mask the password of every URI in every log record this process creates from now on (whatever logger,
+    handler or format: Ignite, for one, logs the message of the exception that ended a run). Idempotent."""
+    make = logging.getLogRecordFactory()
+    if not getattr(make, "_masks_secrets", False):
+        logging.setLogRecordFactory(_masking_factory(make))
 
 
 def unmask_uri(uri: str, given: str | None = None, what: str = "tracking URI",
