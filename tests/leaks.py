@@ -57,7 +57,9 @@ def in_optuna(secret: str, storage: Any) -> list[str]:
     found = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        if secret in f"{study.study_name} {study.user_attrs} {study.system_attrs}":
+        sid = storage.get_study_id_from_name(study.study_name)
+        attrs = f"{storage.get_study_user_attrs(sid)} {storage.get_study_system_attrs(sid)}"
+        if secret in f"{study.study_name} {attrs}":
             found.append(f"study {study.study_name}")
         for trial in study.get_trials(deepcopy=False):
             if secret in f"{trial.user_attrs} {trial.system_attrs} {trial.params}":

@@ -133,7 +133,8 @@ def test_a_known_password_appears_nowhere(demo_data, tmp_path, servers, monkeypa
     assert main(["resume", run_dir]) == 2, "run.json's store has no password: resume says what to pass"
     assert main(["search", *args, "--n_trials", "2", "--storage", storage, "--experiment_name", "secrets-search",
                  "--heartbeat_interval", "1", "--grace_period", "5"]) == 0
-    assert main(["study", "--config", str(_study_config(demo_data, tmp_path, storage, tracking))]) == 0
+    study_config = _study_config(demo_data, tmp_path, storage, tracking, search={"n_trials": 1})
+    assert main(["study", "--config", str(study_config)]) == 0
     assert main(["export-bundle", "--run-id", run_json["run_id"], "--tracking-uri", tracking,
                  "--out", str(tmp_path / "exported")]) == 0
     out, err = capfd.readouterr()
@@ -145,6 +146,8 @@ def test_a_known_password_appears_nowhere(demo_data, tmp_path, servers, monkeypa
 
     leaks += in_optuna(PASSWORD, optuna.storages.RDBStorage(storage))
     assert not leaks
+    assert in_files("alice:***@", [tmp_path]) and in_mlflow("alice:***@", tracking), \
+        "the scan reads what was written (run.json, local and uploaded, records the store masked)"
     client = mlflow.MlflowClient(tracking)
     parents = client.search_runs([client.get_experiment_by_name("secrets-search").experiment_id],
                                  filter_string="tags.run_type = 'search'")
