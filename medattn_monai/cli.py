@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import traceback
 from typing import Any
 
 __all__ = ["COMMANDS", "main"]
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     import fire
 
     from .errors import error_message, find_medattn_error
+    from .tracking.store import mask_log_records, mask_secrets
+
+    mask_log_records()
 
     component = _load(COMMANDS[name][0])
     args = argv[1:]
@@ -85,11 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         fire.Fire(component, command=args, name=f"medattn {name}", serialize=_serialize)
     except fire.core.FireExit as e:
         return int(e.code or 0)
-    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - project errors become one line, the rest re-raise
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - project errors: one line; others: a traceback
         err = find_medattn_error(e)
-        if err is None:
+        if err is None and isinstance(e, KeyboardInterrupt):
             raise
-        print(f"medattn: error: {error_message(err)}", file=sys.stderr)
+        if err is None:  # a library's error or a bug: its traceback, without the password of any URI in it
+            print(mask_secrets("".join(traceback.format_exception(e))).rstrip(), file=sys.stderr)
+            return 1
+        print(f"medattn: error: {mask_secrets(error_message(err))}", file=sys.stderr)
         return err.exit_code
     return 0
 

@@ -160,7 +160,7 @@ def test_claims_are_exclusive_and_a_dead_holders_claim_is_taken_over(tmp_path):
 
 
 def test_a_dead_workers_running_trial_is_failed_and_its_budget_returned(tmp_path):
-    from medattn_monai.search.liveness import fail_stale_trials
+    from medattn_monai.search.reconcile import TrialRecords, reconcile_trials
 
     storage = open_storage(str(tmp_path / "trials.journal"))
     study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
@@ -168,7 +168,8 @@ def test_a_dead_workers_running_trial_is_failed_and_its_budget_returned(tmp_path
     exited = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     storage.set_trial_user_attr(alive._trial_id, "owner", OWNER)
     storage.set_trial_user_attr(dead._trial_id, "owner", {**OWNER, "pid": int(exited.stdout), "start": None})
-    assert fail_stale_trials(study, storage) == [dead.number]
+    records = TrialRecords(f"sqlite:///{tmp_path / 'mlflow.db'}", "none-yet", "s", "val_bacc")
+    assert reconcile_trials(study, storage, records, grace=600) == {"failed": [dead.number]}
     states = {t.number: t.state.name for t in study.get_trials()}
     assert states == {alive.number: "RUNNING", dead.number: "FAIL"}
     assert study.get_trials()[dead.number].user_attrs["stale"] is True

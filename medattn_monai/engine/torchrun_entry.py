@@ -15,6 +15,7 @@ from typing import Sequence
 
 from ..errors import MedattnError, error_message, find_medattn_error
 from ..tracking.mlflow_runs import is_pruned
+from ..tracking.store import mask_secrets
 from .bundles import bundle_configs
 from .launch import PRUNED
 from .workflow import resume, run_workflow
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _write_result(spec["result"], PRUNED, str(e))
             return 0
         err = find_medattn_error(e) or e
-        _write_result(spec["result"], "failed", f"{type(err).__name__}: {error_message(err)}")
+        _write_result(spec["result"], "failed", mask_secrets(f"{type(err).__name__}: {error_message(err)}"))
         if isinstance(err, MedattnError) or isinstance(e, KeyboardInterrupt):
             return 2
         raise

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 from ..errors import ConfigError
 from ..tracking.run_folder import RUN_INFO, find_run_dir, read_run_info
+from ..tracking.store import remember_uri, unmask_uri
 from .bundles import DEFAULT_BUNDLE, apply_overrides, bundle_configs, data_overrides, locate_bundle
 
 __all__ = ["run_workflow", "train", "resume", "evaluate", "recorded_bundle"]
@@ -71,7 +72,8 @@ def resume(run: str, output_root: str = "runs", tracking_uri: str | None = None,
     Args:
         run: the run folder, or its MLflow run id.
         output_root: where run folders live (to find one by run id).
-        tracking_uri: the MLflow store (to find a run by id).
+        tracking_uri: the MLflow store (to find a run by id; needed with its password when ``run.json`` records
+            the store with the password masked, unless ``MLFLOW_TRACKING_URI`` holds it).
         multi_gpu: add the bundle's ``multi_gpu_train.json`` (launch under ``torchrun``).
         settings: run settings to change (``cache``, ``num_workers``, ``amp``, …); hyper-parameters cannot change.
     """
@@ -92,6 +94,8 @@ def resume(run: str, output_root: str = "runs", tracking_uri: str | None = None,
         **({"tracking_uri": info["tracking_uri"], "experiment_name": info["experiment_name"]}
            if info.get("tracking_uri") else {}),
     }, source)
+    if "tracking_uri" in overrides:  # run.json has it without its password: the real one is given, or refused here
+        overrides["tracking_uri"] = unmask_uri(overrides["tracking_uri"], given=tracking_uri)
     overrides.update(settings, resume_from=os.path.abspath(run_dir))
     names = ["train.json"] + (["multi_gpu_train.json"] if multi_gpu else [])
     run_workflow(bundle_configs(recorded_bundle(info, source), *names), "train", **overrides)
@@ -121,6 +125,7 @@ def evaluate(run: str, splits: Sequence[str] | None = None, output_root: str = "
         tracking_uri: the MLflow store (to find a run by id).
         overrides: more config keys (e.g. ``--val_batch_size 256``).
     """
+    remember_uri(tracking_uri)  # the store of run.json's record, whose password is masked there
     run_dir = find_run_dir(run, output_root, tracking_uri)
     info = read_run_info(run_dir)
     if splits is not None:

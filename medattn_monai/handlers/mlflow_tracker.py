@@ -26,7 +26,7 @@ from ..tracking.mlflow_runs import (
     create_run, end_run, final_status, is_pruned, log_metrics, log_params_once, open_client, reopen_run, stringify,
 )
 from ..tracking.run_folder import read_run_info, update_run_info
-from ..tracking.store import resolve_tracking_uri
+from ..tracking.store import mask_secrets, resolve_tracking_uri
 from ..tracking.tags import logged_params
 from .checkpoint import RunHistory
 
@@ -104,8 +104,10 @@ class MLflowTracker:
         else:
             self.run_id = create_run(self.client, self.experiment_name, self.run_name, self.tags)
         log_params_once(self.client, self.run_id, self.params, new_run=not self.resume)
+        # run.json is a file (and an artifact): it records the store without its password (store.py)
         update_run_info(self.output_dir, {"run_id": self.run_id, "run_name": self.run_name,
-                                          "experiment_name": self.experiment_name, "tracking_uri": self.tracking_uri})
+                                          "experiment_name": self.experiment_name,
+                                          "tracking_uri": mask_secrets(self.tracking_uri)})
         # registered now, not in attach(): these run after every other handler of their event (validation,
         # checkpoint writing), so the metrics and files they record are complete
         for event, handler in ((Events.EPOCH_COMPLETED, self.epoch_completed), (Events.COMPLETED, self.completed)):
@@ -149,12 +151,12 @@ class MLflowTracker:
                 if is_pruned(e):
                     self.client.set_tag(self.run_id, "pruned", "true")
                 else:
-                    self.client.set_tag(self.run_id, "error", stringify(error_message(e))[:4000])
+                    self.client.set_tag(self.run_id, "error", mask_secrets(stringify(error_message(e)))[:4000])
                 end_run(self.client, self.run_id, status, self._artifacts())
             except Exception as log_error:  # noqa: BLE001 - the original error matters more
-                logger.warning("could not mark MLflow run %s %s: %s", self.run_id, status, log_error)
+                logger.warning("could not mark MLflow run %s %s: %s", self.run_id, status, mask_secrets(str(log_error)))
         err = find_medattn_error(e)
         if err is not None:  # one clear line, not the DataLoader worker's traceback
-            raise type(err)(error_message(err)) from None
+            raise type(err)(mask_secrets(error_message(err))) from None
         raise e
 

@@ -1,13 +1,14 @@
-"""Is a worker alive? Owners and heartbeats kept in the shared Optuna storage, so work left by a dead worker is taken
-over.
+"""Is a worker alive? Which engine answers depends on the storage:
 
-An owner is a process (host, process id and the process's start time); a heartbeat is a time stamp a background
-thread refreshes. An owner is dead when its process no longer exists on this host, or, seen from another host,
-when its heartbeat is older than ``grace`` seconds.
-
-A search trial records its owner and heartbeat as Optuna trial user attributes: a trial left RUNNING by a dead
-worker is marked FAIL (:func:`fail_stale_trials`), so its budget goes back to the search. The study's claims on its
-runs (:mod:`medattn_monai.study.claims`) use the same owners and heartbeats.
+- **Search trials on a database** (``RDBStorage``): Optuna's own heartbeat. The worker records it with
+  ``storage.record_heartbeat`` every ``heartbeat_interval`` seconds; ``optuna.storages.fail_stale_trials`` fails a
+  RUNNING trial whose heartbeat is older than ``grace_period`` and calls the search's stale-trial callback
+  (:mod:`.reconcile`). Besides, a trial records its owner (host, process id, start time), so that on the owner's own
+  host a dead process is recognised at once instead of after the grace period.
+- **Search trials on a journal file** (no heartbeat in Optuna for it) and **the study's run claims**
+  (:mod:`medattn_monai.study.claims`, which are not trials): our own owner and heartbeat, kept as user attributes in
+  the storage. An owner is dead when its process no longer exists on this host, or, seen from another host, when its
+  heartbeat is older than ``grace`` seconds.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import threading
 import time
 from typing import Any, Callable
 
-__all__ = ["GRACE_S", "HEARTBEAT_S", "OWNER", "Heartbeat", "owner_alive", "fail_stale_trials", "trial_heartbeat"]
+from ..errors import ConfigError
 
-HEARTBEAT_S = 60.0
-GRACE_S = 600.0
+__all__ = ["GRACE_S", "HEARTBEAT_S", "OWNER", "Heartbeat", "check_liveness_settings", "owner_alive",
+           "trial_heartbeat", "trial_worker_dead", "uses_optuna_heartbeat"]
+
+HEARTBEAT_S = 60
+GRACE_S = 600
 
 
 def _start_time(pid: int) -> str | None:
@@ -86,28 +90,42 @@ class Heartbeat:
         self._thread.join()
 
 
+def check_liveness_settings(heartbeat_interval: Any, grace_period: Any, source: str = "search") -> None:
+    """Refuse intervals Optuna cannot take (whole seconds) or a grace that a live worker could outlast."""
+    for name, value in (("heartbeat_interval", heartbeat_interval), ("grace_period", grace_period)):
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise ConfigError(f"{source}: {name} must be a whole number of seconds >= 1, got {value!r}")
+    if grace_period <= heartbeat_interval:
+        raise ConfigError(f"{source}: grace_period ({grace_period} s) must be longer than heartbeat_interval "
+                          f"({heartbeat_interval} s), or live workers would be taken for dead between two beats")
+
+
+def uses_optuna_heartbeat(storage: Any) -> bool:
+    """Whether ``storage`` is a database storage opened with Optuna's trial heartbeat."""
+    import optuna
+
+    return isinstance(storage, optuna.storages.RDBStorage) and storage.get_heartbeat_interval() is not None
+
+
 def trial_heartbeat(storage: Any, trial_id: int, interval: float = HEARTBEAT_S) -> Heartbeat:
-    """Record this process as the owner of a RUNNING trial and keep its heartbeat fresh."""
+    """Record this process as the owner of a RUNNING trial and keep its heartbeat fresh: Optuna's own on a
+    database storage opened with a heartbeat, a ``heartbeat`` user attribute otherwise (a journal)."""
     storage.set_trial_user_attr(trial_id, "owner", OWNER)
+    if uses_optuna_heartbeat(storage):
+        return Heartbeat(lambda now: storage.record_heartbeat(trial_id), interval)
     return Heartbeat(lambda now: storage.set_trial_user_attr(trial_id, "heartbeat", now), interval)
 
 
-def fail_stale_trials(study: Any, storage: Any, grace: float = GRACE_S) -> list[int]:
-    """Mark FAIL the RUNNING trials of ``study`` (kept in ``storage``) whose worker died; returns their numbers."""
-    from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
+def trial_worker_dead(trial: Any, grace: float, optuna_heartbeat: bool) -> bool:
+    """Whether our own rules say that the worker of a RUNNING trial is gone.
 
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        attrs = trial.user_attrs
-        if "owner" not in attrs and trial.datetime_start and time.time() - trial.datetime_start.timestamp() < grace:
-            continue  # just started: its owner has not written its name yet
-        if owner_alive(attrs.get("owner"), attrs.get("heartbeat"), grace):
-            continue
-        try:
-            storage.set_trial_user_attr(trial._trial_id, "stale", True)
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            failed.append(trial.number)
-        except (UpdateFinishedTrialError, RuntimeError):
-            pass  # another worker got there first
-    return failed
+    With ``optuna_heartbeat`` (a database storage), a worker on another host is judged by Optuna's heartbeat
+    (``optuna.storages.fail_stale_trials``), not here; only a dead process on this host is recognised at once.
+    """
+    attrs = trial.user_attrs
+    owner = attrs.get("owner")
+    if owner is None:  # killed before writing its name, or writing it this very moment
+        return bool(trial.datetime_start) and time.time() - trial.datetime_start.timestamp() > grace
+    if optuna_heartbeat and owner.get("host") != socket.gethostname():
+        return False
+    return not owner_alive(owner, attrs.get("heartbeat"), grace)

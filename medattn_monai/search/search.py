@@ -4,7 +4,9 @@ Sampler TPE, pruner median (fed the key metric after every epoch by :class:`Optu
 trial's ``best_<key_metric>`` (``best_val_bacc``). A search is identified by its Optuna study name; any number of
 workers (processes, machines) that run the same command on the same storage share its trials until ``n_trials``
 trials are done (COMPLETE, PRUNED or RUNNING, or FAILED because the configuration is invalid). A trial whose
-worker died is marked FAIL and its budget handed back, so rerunning a search after a crash finishes it.
+worker died is reconciled with its MLflow run (:mod:`.reconcile`): COMPLETE with its value if the run FINISHED,
+else marked FAIL with its budget handed back, so rerunning a search after a crash finishes it and loses nothing.
+Which mechanism tells a dead worker (Optuna's heartbeat on a database, ours on a journal): :mod:`.liveness`.
 
 MLflow: the first worker opens the parent run (``run_type=search``); every trial is a child run of it
 (``run_type=trial``, tags ``trial_number``, ``optuna_study``); the worker that ends the search (no trial left
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +28,12 @@ from ..errors import ConfigError, MedattnError, error_message, find_medattn_erro
 from ..tracking.mlflow_runs import create_run, end_run, final_status, log_params_once, open_client, reopen_run
 from ..tracking.naming import cell_hash, network_label, unique_run_name
 from ..tracking.run_folder import recorded_best_value
-from .liveness import fail_stale_trials, owner_alive, trial_heartbeat
+from ..tracking.store import mask_secrets
+from .liveness import GRACE_S, HEARTBEAT_S, check_liveness_settings, trial_heartbeat, trial_worker_dead
+from .liveness import uses_optuna_heartbeat
+from .reconcile import TrialRecords, reconcile_trials, tell_outcome
 from .space import SearchSpace, load_space
-from .storage import default_storage, open_storage
+from .storage import STORAGE_TIMEOUT_S, default_storage, open_storage
 
 __all__ = ["SearchResult", "search", "search_study_name"]
 
@@ -58,11 +62,6 @@ class SearchResult:
             return f"search {self.study_name}: no completed trial ({counts})"
         return (f"search {self.study_name}: best {self.key_metric} {self.best_value:.4f} (trial {self.best_trial}) "
                 f"with {json.dumps(self.best_params)} ({counts})")
-
-
-def _safe_storage(storage: str) -> str:
-    # a database URL may hold a password: never log it
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", storage)
 
 
 def search_study_name(experiment: str, network: Mapping[str, Any], identity: Mapping[str, Any]) -> str:
@@ -125,7 +124,7 @@ def _open_parent(setup: _Setup, n_trials: int, settings: Mapping[str, Any]) -> s
     """Create the search's parent MLflow run; returns its id."""
     client = open_client(setup.tracking_uri)
     tags = {**{k: v for k, v in setup.facts.items() if v is not None}, "run_type": "search",
-            "optuna_study": setup.study_name, "optuna_storage": _safe_storage(setup.storage)}
+            "optuna_study": setup.study_name, "optuna_storage": mask_secrets(setup.storage)}
     name = unique_run_name(f"search-{network_label(**{k: setup.facts.get(k) for k in _NETWORK_KEYS})}")
     run_id = create_run(client, setup.experiment, name, tags)
     log_params_once(client, run_id, {**setup.fixed, "n_trials": n_trials, **settings})
@@ -178,8 +177,8 @@ def _surplus(study: Any, trial: Any, n_trials: int) -> bool:
 
 
 def _run_trial(setup: _Setup, study: Any, storage: Any, trial: Any, parent: str, gpus_per_run: int,
-               pruner: dict[str, Any]) -> None:
-    """Train one trial and tell Optuna its outcome (value, PRUNED or FAIL)."""
+               pruner: dict[str, Any], heartbeat_interval: float = HEARTBEAT_S) -> None:
+    """Train one trial and tell Optuna its outcome (value, PRUNED or FAIL; once, see :func:`tell_outcome`)."""
     import optuna
     from optuna.trial import TrialState
 
@@ -199,34 +198,36 @@ def _run_trial(setup: _Setup, study: Any, storage: Any, trial: Any, parent: str,
     trial.set_user_attr("run_dir", str(Path(run_dir).resolve()))
     trial.set_user_attr("run_name", overrides["run_name"])
     logger.info("trial %d of %s: %s", trial.number, setup.study_name, json.dumps(params))
-    with trial_heartbeat(storage, trial._trial_id):
+    with trial_heartbeat(storage, trial._trial_id, heartbeat_interval):
         try:
             run_training(setup.bundle, overrides, gpus_per_run, extra_handlers=[handler])
         except optuna.TrialPruned as e:
             logger.info("trial %d pruned: %s", trial.number, e)
-            study.tell(trial, state=TrialState.PRUNED)
+            tell_outcome(study, storage, trial, TrialState.PRUNED)
             return
         except KeyboardInterrupt:
-            study.tell(trial, state=TrialState.FAIL)
+            tell_outcome(study, storage, trial, TrialState.FAIL)
             raise
         except Exception as e:  # noqa: BLE001 - a trial's failure is the search's data, not its end
             err = find_medattn_error(e)
-            trial.set_user_attr("error", error_message(err or e)[:2000])
+            message = mask_secrets(error_message(err or e))
+            trial.set_user_attr("error", message[:2000])
             trial.set_user_attr("invalid", isinstance(err, ConfigError))
-            study.tell(trial, state=TrialState.FAIL)
+            tell_outcome(study, storage, trial, TrialState.FAIL)
             if isinstance(err, ConfigError):
-                logger.warning("trial %d: invalid configuration %s: %s", trial.number, params, error_message(err))
+                logger.warning("trial %d: invalid configuration %s: %s", trial.number, params, message)
                 return
             raise
     value = recorded_best_value(run_dir)
     if value is None:
         trial.set_user_attr("error", f"no {setup.key_metric} was recorded")
-        study.tell(trial, state=TrialState.FAIL)
+        tell_outcome(study, storage, trial, TrialState.FAIL)
         return
-    study.tell(trial, value)
+    tell_outcome(study, storage, trial, TrialState.COMPLETE, value)
 
 
-def _finish_parent(setup: _Setup, study: Any, parent: str, status: str | None = None) -> bool:
+def _finish_parent(setup: _Setup, study: Any, storage: Any, parent: str, status: str | None = None,
+                   grace: float = GRACE_S) -> bool:
     """End the parent run when no live trial remains (the last worker out closes it); returns whether it did.
 
     Status: ``status`` if given (FAILED, KILLED: this worker stopped on an error), else FINISHED when some trial
@@ -234,8 +235,9 @@ def _finish_parent(setup: _Setup, study: Any, parent: str, status: str | None = 
     """
     from optuna.trial import TrialState
 
+    heartbeat = uses_optuna_heartbeat(storage)
     running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-               if owner_alive(t.user_attrs.get("owner"), t.user_attrs.get("heartbeat"))]
+               if not trial_worker_dead(t, grace, heartbeat)]
     if running:
         return False
     client = open_client(setup.tracking_uri)
@@ -261,7 +263,7 @@ def _result(setup: _Setup, study: Any, parent: str, finished: bool) -> SearchRes
         counts[t.state.name] = counts.get(t.state.name, 0) + 1
     complete = counts.get(TrialState.COMPLETE.name, 0) > 0
     best = study.best_trial if complete else None
-    return SearchResult(setup.study_name, setup.storage, setup.key_metric, best.value if best else None,
+    return SearchResult(setup.study_name, mask_secrets(setup.storage), setup.key_metric, best.value if best else None,
                         dict(best.params) if best else {}, best.number if best else None, parent, counts, finished)
 
 
@@ -277,6 +279,39 @@ def _parse_enqueue(enqueue: Any) -> list[dict[str, Any]]:
     return [dict(p) for p in enqueue]
 
 
+def _work(setup: _Setup, study: Any, storage: Any, parent: str, n_trials: int, max_failures: int,
+          gpus_per_run: int, pruner_args: dict[str, Any], records: TrialRecords, liveness: dict[str, int]) -> None:
+    """This worker's share of the trials: reconcile the running ones with MLflow, then ask, train, tell, until the
+    budget is spent."""
+    import optuna
+
+    failures = 0
+    while True:
+        changed = reconcile_trials(study, storage, records, liveness["grace_period"])
+        if changed:
+            logger.info("search %s: trials of stopped workers reconciled with MLflow: %s", setup.study_name, changed)
+        if not _budget_left(study, n_trials):
+            return
+        client = open_client(setup.tracking_uri)
+        if client.get_run(parent).info.status != "RUNNING":  # a finished search topped up with more trials
+            reopen_run(client, parent)
+        trial = study.ask()
+        if _surplus(study, trial, n_trials):
+            trial.set_user_attr("surplus", True)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return
+        try:
+            _run_trial(setup, study, storage, trial, parent, gpus_per_run, pruner_args, liveness["heartbeat_interval"])
+        except MedattnError:
+            raise
+        except Exception as e:  # noqa: BLE001 - crashed trials are retried up to max_failures
+            failures += 1
+            logger.warning("trial %d crashed (%d/%d): %s", trial.number, failures, max_failures,
+                           mask_secrets(str(e)))
+            if failures >= max_failures:
+                raise
+
+
 def search(
     bundle: str = DEFAULT_BUNDLE,
     n_trials: int = 20,
@@ -290,6 +325,9 @@ def search(
     enqueue_defaults: bool = False,
     gpus_per_run: int = 1,
     max_failures: int | None = None,
+    heartbeat_interval: int = HEARTBEAT_S,
+    grace_period: int = GRACE_S,
+    storage_timeout: float = STORAGE_TIMEOUT_S,
     quiet: bool = False,
     **overrides: Any,
 ) -> SearchResult:
@@ -315,6 +353,10 @@ def search(
         gpus_per_run: devices per trial; above 1 each trial runs under ``torchrun``.
         max_failures: stop after this many crashed trials (default ``n_trials``); invalid configurations
             (e.g. heads that do not divide a layer's width) count as done trials instead.
+        heartbeat_interval: seconds between a running trial's heartbeats (Optuna's on a database, ours on a
+            journal: :mod:`.liveness`).
+        grace_period: seconds without heartbeat after which another host takes a trial's worker for dead.
+        storage_timeout: seconds to keep trying to reach a database storage before stopping with one line.
         quiet: do not print the result (a study prints its own summary).
         overrides: bundle config keys fixed for every trial (``--attention ga --epochs 10 --dataset_dir …``);
             a key given here is not searched.
@@ -326,6 +368,7 @@ def search(
 
     if not isinstance(n_trials, int) or n_trials < 1:
         raise ConfigError(f"n_trials must be a positive integer, got {n_trials!r}")
+    check_liveness_settings(heartbeat_interval, grace_period)
     setup = _prepare(bundle, space, storage, study_name, overrides)
     sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=min(10, max(1, n_trials // 2)))
     pruner_args = {"n_startup_trials": n_startup_trials, "n_warmup_steps": n_warmup_steps}
@@ -333,41 +376,20 @@ def search(
     settings = {"sampler": "TPE", "pruner": "median", "n_startup_trials": n_startup_trials,
                 "n_warmup_steps": n_warmup_steps, "gpus_per_run": gpus_per_run, "bundle": bundle}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    opened = open_storage(setup.storage)
+    records = TrialRecords(setup.tracking_uri, setup.experiment, setup.study_name, setup.key_metric)
+    opened = open_storage(setup.storage, heartbeat_interval, grace_period, records.stale_callback, storage_timeout)
     first = [setup.defaults] if enqueue_defaults and setup.defaults else []
     study, parent = _study(setup, opened, sampler, pruner, n_trials, settings, first + _parse_enqueue(enqueue))
-    max_failures = n_trials if max_failures is None else max_failures
-    failures, status = 0, None
-    if _budget_left(study, n_trials):
-        client = open_client(setup.tracking_uri)
-        if client.get_run(parent).info.status != "RUNNING":  # a finished search topped up with more trials
-            reopen_run(client, parent)
+    status = None
+    liveness = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
     try:
-        while True:
-            stale = fail_stale_trials(study, opened)
-            if stale:
-                logger.info("search %s: trials %s of dead workers marked FAIL", setup.study_name, stale)
-            if not _budget_left(study, n_trials):
-                break
-            trial = study.ask()
-            if _surplus(study, trial, n_trials):
-                trial.set_user_attr("surplus", True)
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                break
-            try:
-                _run_trial(setup, study, opened, trial, parent, gpus_per_run, pruner_args)
-            except MedattnError:
-                raise
-            except Exception as e:  # noqa: BLE001 - crashed trials are retried up to max_failures
-                failures += 1
-                logger.warning("trial %d crashed (%d/%d): %s", trial.number, failures, max_failures, e)
-                if failures >= max_failures:
-                    raise
+        _work(setup, study, opened, parent, n_trials, n_trials if max_failures is None else max_failures,
+              gpus_per_run, pruner_args, records, liveness)
     except BaseException as e:
         status = final_status(e)
         raise
     finally:
-        finished = _finish_parent(setup, study, parent, status)
+        finished = _finish_parent(setup, study, opened, parent, status, grace_period)
     result = _result(setup, study, parent, finished)
     if not quiet:
         print(result)

@@ -2,8 +2,9 @@
 
 A claim is an Optuna *study* named ``claim:<key>#<generation>``. Creating a study is atomic in every Optuna storage
 (journal and database), so of two workers claiming at once exactly one wins; a dead holder's claim (its owner's
-process gone, or its heartbeat older than ``grace`` seconds: :mod:`medattn_monai.search.liveness`) is taken over by
-creating the next generation, which again only one worker can do.
+process gone, or its heartbeat older than ``grace`` seconds) is taken over by creating the next generation, which
+again only one worker can do. Optuna's heartbeat covers trials only, so claims keep an owner and heartbeat of our
+own (:mod:`medattn_monai.search.liveness` says which mechanism applies where).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..search.liveness import GRACE_S, OWNER, Heartbeat, owner_alive
+from ..search.liveness import GRACE_S, HEARTBEAT_S, OWNER, Heartbeat, owner_alive
 
 __all__ = ["CLAIM_PREFIX", "Claim", "claim_state", "try_claim"]
 
@@ -26,6 +27,7 @@ class Claim:
     key: str
     study_id: int
     generation: int
+    interval: float = HEARTBEAT_S
     _heartbeat: Heartbeat | None = field(default=None, repr=False)
     _done: bool = field(default=False, repr=False)
 
@@ -33,7 +35,7 @@ class Claim:
         self.storage.set_study_user_attr(self.study_id, name, value)
 
     def __enter__(self) -> "Claim":
-        self._heartbeat = Heartbeat(lambda now: self._set("heartbeat", now))
+        self._heartbeat = Heartbeat(lambda now: self._set("heartbeat", now), self.interval)
         self._heartbeat.__enter__()
         return self
 
@@ -73,8 +75,9 @@ def claim_state(storage: Any, key: str, grace: float = GRACE_S) -> tuple[str, in
     return ("held" if owner_alive(attrs["owner"], attrs.get("heartbeat"), grace) else "stale"), generation
 
 
-def try_claim(storage: Any, key: str, grace: float = GRACE_S) -> Claim | None:
-    """Claim ``key`` for this process, or None when a live worker holds it.
+def try_claim(storage: Any, key: str, grace: float = GRACE_S, interval: float = HEARTBEAT_S) -> Claim | None:
+    """Claim ``key`` for this process (its heartbeat every ``interval`` seconds), or None when a live worker holds
+    it (a worker on another host without heartbeat for ``grace`` seconds counts as dead).
 
     A ``done`` claim can be claimed again: whether work is done is the caller's record to judge (a study asks
     MLflow), the claim only keeps two workers from doing it at once.
@@ -92,4 +95,4 @@ def try_claim(storage: Any, key: str, grace: float = GRACE_S) -> Claim | None:
     except DuplicatedStudyError:
         return None  # another worker claimed it first
     storage.set_study_user_attr(sid, "owner", OWNER)
-    return Claim(storage, key, sid, generation)
+    return Claim(storage, key, sid, generation, interval)

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError
+from ..search.liveness import GRACE_S, HEARTBEAT_S, check_liveness_settings
+from ..search.storage import STORAGE_TIMEOUT_S
 
 __all__ = ["DEFAULT_SEEDS", "StudyConfig", "load_study_config"]
 
@@ -58,6 +60,10 @@ class StudyConfig:
             apart from the study's seeds), ``sampler_seed``, ``n_startup_trials``, ``n_warmup_steps``,
             ``enqueue_defaults`` (try the bundle's defaults first), ``overrides`` (bundle keys for trials only).
         storage: Optuna storage shared by the workers (default ``<output_root>/optuna.journal``).
+        heartbeat_interval: seconds between the heartbeats of a worker's running trial or claimed run.
+        grace_period: seconds without heartbeat after which another host takes a worker for dead (its trial is
+            failed and its run taken over); on the worker's own host a dead process is recognised at once.
+        storage_timeout: seconds to keep trying to reach a database storage at start before stopping.
         tracking_uri: MLflow store (default ``MLFLOW_TRACKING_URI``, else ``./mlruns/mlflow.db``).
         output_root: run folders.
         out: folder of the summary and comparison tables.
@@ -79,6 +85,9 @@ class StudyConfig:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     search: dict[str, Any] = field(default_factory=lambda: dict(_SEARCH_DEFAULTS))
     storage: str | None = None
+    heartbeat_interval: int = HEARTBEAT_S
+    grace_period: int = GRACE_S
+    storage_timeout: float = STORAGE_TIMEOUT_S
     tracking_uri: str | None = None
     output_root: str = "runs"
     out: str = "study_results"
@@ -128,6 +137,11 @@ class StudyConfig:
             raise ConfigError(f"{source}: gpus_per_run must be a positive integer, got {gpus!r}")
         if not (isinstance(retries, int) and retries >= 0):
             raise ConfigError(f"{source}: retries must be a non-negative integer, got {retries!r}")
+        check_liveness_settings(values.get("heartbeat_interval", HEARTBEAT_S), values.get("grace_period", GRACE_S),
+                                source)
+        timeout = values.get("storage_timeout", STORAGE_TIMEOUT_S)
+        if not (isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0):
+            raise ConfigError(f"{source}: storage_timeout must be a positive number of seconds, got {timeout!r}")
         return cls(**values)
 
 

@@ -28,12 +28,12 @@ from ..engine.launch import release_memory, resume_training, run_training
 from ..engine.workflow import evaluate
 from ..errors import ConfigError, MedattnError, error_message, find_medattn_error
 from ..explain.maps_command import explain
-from ..search.liveness import GRACE_S
 from ..search.search import SearchResult, search
 from ..search.storage import default_storage, open_storage
 from ..stats.compare import compare
 from ..stats.report import terminal_table
 from ..tracking.mlflow_runs import open_client
+from ..tracking.store import mask_secrets
 from ..tracking.run_folder import LAST_CHECKPOINT, find_run_dir, read_run_info
 from .claims import try_claim
 from .config import StudyConfig, load_study_config
@@ -70,7 +70,7 @@ class _Runner:
     def __init__(self, cfg: StudyConfig) -> None:
         self.cfg = cfg
         self.storage = cfg.storage or default_storage(cfg.output_root)
-        self._storage = open_storage(self.storage)
+        self._storage = open_storage(self.storage, timeout=cfg.storage_timeout)
         self.outcomes: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
 
@@ -88,7 +88,8 @@ class _Runner:
             plan.bundle, n_trials=search_cfg["n_trials"], space=search_cfg["space"], storage=self.storage,
             sampler_seed=search_cfg["sampler_seed"], n_startup_trials=search_cfg["n_startup_trials"],
             n_warmup_steps=search_cfg["n_warmup_steps"], enqueue_defaults=search_cfg["enqueue_defaults"],
-            gpus_per_run=self.cfg.gpus_per_run, quiet=True, **overrides,
+            gpus_per_run=self.cfg.gpus_per_run, heartbeat_interval=self.cfg.heartbeat_interval,
+            grace_period=self.cfg.grace_period, storage_timeout=self.cfg.storage_timeout, quiet=True, **overrides,
         )
         if not result.finished:
             logger.info("%s: waiting for other workers' trials of %s", plan.label, result.study_name)
@@ -133,7 +134,8 @@ class _Runner:
         runs = find_runs(plan, seed)
         if runs and any(is_done(r) for r in runs):
             return {**outcome, "action": "skipped", "run_id": next(r.info.run_id for r in runs if is_done(r))}
-        claim = try_claim(self._storage, f"{plan.experiment}/{plan.cell_hash}/s{seed}", GRACE_S)
+        claim = try_claim(self._storage, f"{plan.experiment}/{plan.cell_hash}/s{seed}", self.cfg.grace_period,
+                          self.cfg.heartbeat_interval)
         if claim is None:
             return None
         errors = []
@@ -147,7 +149,7 @@ class _Runner:
                     raise
                 except Exception as e:  # noqa: BLE001 - a failed run is retried, then reported
                     err = find_medattn_error(e) or e
-                    errors.append(f"{type(err).__name__}: {error_message(err)}")
+                    errors.append(mask_secrets(f"{type(err).__name__}: {error_message(err)}"))
                     logger.warning("%s seed %d failed (attempt %d of %d): %s", plan.label, seed, attempt + 1,
                                    1 + self.cfg.retries, errors[-1])
         failure = {**outcome, "action": "failed", "run_id": None, "errors": errors}
@@ -213,7 +215,8 @@ def _explain(cfg: StudyConfig, runs: pd.DataFrame, plans: list[CellPlan]) -> Non
         try:
             explain(run_id=run_id, output_root=cfg.output_root, tracking_uri=uris.get(experiment), **settings)
         except Exception as e:  # noqa: BLE001 - explanations are a report, not a reason to lose the study
-            print(f"explain {cell} ({run_id}): failed: {error_message(find_medattn_error(e) or e)}")
+            message = mask_secrets(error_message(find_medattn_error(e) or e))
+            print(f"explain {cell} ({run_id}): failed: {message}")
         finally:
             release_memory()
 
@@ -246,9 +249,10 @@ def study(config: str | None = None, demo: bool = False, out: str | None = None,
     raw = {**raw, **changes, **({"out": out} if out else {})}
     cfg = StudyConfig.from_dict(raw, source=str(config or "the demo study"))
     plans = plans_of(cfg)
+    runner_storage = cfg.storage or default_storage(cfg.output_root)
     print(f"study {cfg.name}: {len(plans)} cells × {len(cfg.seeds)} seeds "
-          f"({', '.join(p.label for p in plans)}); Optuna storage {cfg.storage or default_storage(cfg.output_root)}")
-    runner = _Runner(cfg)
+          f"({', '.join(p.label for p in plans)}); Optuna storage {mask_secrets(runner_storage)}")
+    runner = _Runner(cfg)  # opens the storage: an unreachable database stops the study here, nothing trained
     runner.run(plans)
 
     out_dir = Path(cfg.out)
@@ -261,7 +265,7 @@ def study(config: str | None = None, demo: bool = False, out: str | None = None,
     for o in runner.outcomes:
         counts[o["action"]] = counts.get(o["action"], 0) + 1
     print("runs: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) + f"; summary in {out_dir}")
-    log_summary(cfg, plans, files, yaml.safe_dump(raw, sort_keys=False))
+    log_summary(cfg, plans, files, mask_secrets(yaml.safe_dump(raw, sort_keys=False)))
     if cfg.compare["enabled"] and len(runs):
         _compare(cfg, plans, out_dir)
     if cfg.explain["enabled"] and len(runs):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Union
 
 from ..errors import ConfigError
-from .store import default_artifact_location, resolve_tracking_uri
+from .store import default_artifact_location, mask_secrets, resolve_tracking_uri
 from .ui import add_missing_ui_tags, experiment_ui_tags
 
 __all__ = ["open_client", "get_or_create_experiment", "create_run", "reopen_run", "log_params_once", "log_artifact",
@@ -35,7 +35,7 @@ def open_client(tracking_uri: str | None = None):  # noqa: ANN201 - mlflow is im
     try:
         return mlflow.MlflowClient(tracking_uri=uri)
     except Exception as e:  # noqa: BLE001 - a bad URI surfaces as many exception types
-        raise ConfigError(f"cannot open the MLflow store {uri}: {e}") from None
+        raise ConfigError(mask_secrets(f"cannot open the MLflow store {uri}: {e}")) from None
 
 
 def get_or_create_experiment(client: Any, name: str) -> str:
@@ -90,7 +90,7 @@ def reopen_run(client: Any, run_id: str) -> Any:
     try:
         run = client.get_run(run_id)
     except MlflowException:
-        raise ConfigError(f"MLflow run {run_id} not found in store {client.tracking_uri}") from None
+        raise ConfigError(f"MLflow run {run_id} not found in store {mask_secrets(client.tracking_uri)}") from None
     if run.info.status == "FINISHED":
         raise ConfigError(f"MLflow run {run_id} ({run.info.run_name}) already FINISHED: nothing to resume")
     client.update_run(run_id, status="RUNNING")
@@ -168,5 +168,5 @@ def end_run(client: Any, run_id: str, status: str, artifacts: Iterable[Any] = ()
                 uri = uri or client.get_run(run_id).info.artifact_uri  # looked up once, inside the guard
                 log_artifact(client, run_id, path, artifact_uri=uri)
             except Exception as e:  # noqa: BLE001 - never lose the status update over an upload
-                logger.warning("could not upload artifact %s: %s", path, e)
+                logger.warning("could not upload artifact %s: %s", path, mask_secrets(str(e)))
     client.set_terminated(run_id, status=status)

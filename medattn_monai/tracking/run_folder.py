@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError
+from .store import mask_secrets
 
 __all__ = [
     "BEST_MODEL", "FINISHED_AT", "LAST_CHECKPOINT", "RUN_INFO", "RunLocation", "check_classes", "find_run_dir",
@@ -145,7 +146,8 @@ def mlflow_record(client: Any, run_id: str) -> Any:
     try:
         return client.get_run(run_id)
     except Exception:  # noqa: BLE001 - MLflow raises several types for a missing run
-        raise ConfigError(f"{run_id!r} is neither a run folder nor an MLflow run id in {client.tracking_uri}") from None
+        raise ConfigError(f"{run_id!r} is neither a run folder nor an MLflow run id in "
+                          f"{mask_secrets(client.tracking_uri)}") from None
 
 
 def find_run_dir(run: str, output_root: str = "runs", tracking_uri: str | None = None) -> str:
