@@ -88,6 +88,9 @@ def test_the_warning_names_the_run_the_layers_their_grids_and_what_would_help():
     assert "Grad-CAM" not in auto and "layer3.attn is a 4×4 grid" in auto  # Grad-CAM's layer2 is 8×8
     assert coarse_grid_warning("r", choose_map_layers(_net("resnet18", "none", 64), 64)) is None
     assert coarse_grid_warning("r", choose_map_layers(_net("resnet18", "la", 128), 128)) is None
+    # averaging layers of two grids: only the coarse one is named
+    mixed = coarse_grid_warning("r", choose_map_layers(_net("resnet18", "ga", 128), 128, attention_layer="all"))
+    assert "attention on layer4.attn is a 4×4 grid" in mixed and "layer3.attn" not in mixed
     rollout = coarse_grid_warning("r", choose_map_layers(_net("vit", "none", 32), 32))
     assert "attention rollout is a 4×4 grid" in rollout
 

@@ -187,10 +187,12 @@ def coarse_grid_warning(run: str, layers: MapLayers) -> str | None:
     coarse = []
     if layers.gradcam is not None and _coarse(layers.gradcam_grid):
         coarse.append((f"Grad-CAM on {layers.gradcam}", layers.gradcam_grid))
-    if layers.attention and _coarse(layers.attention_grid):
-        rollout = "rollout" in layers.attention_grids
-        what = "attention rollout" if rollout else f"attention on {', '.join(layers.attention)}"
-        coarse.append((what, layers.attention_grid))
+    by_grid: dict[tuple[int, int], list[str]] = {}
+    for name, grid in layers.attention_grids.items():
+        if _coarse(grid):
+            by_grid.setdefault(grid, []).append(name)
+    for grid, names in by_grid.items():
+        coarse.append(("attention rollout" if names == ["rollout"] else f"attention on {', '.join(names)}", grid))
     if not coarse:
         return None
     size = layers.image_size

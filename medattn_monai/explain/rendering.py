@@ -74,8 +74,8 @@ def _colour_bar(fig, axes, label: str, fontsize: float) -> None:
 
     mappable = ScalarMappable(Normalize(0.0, 1.0), _COLOUR_MAP)
     if isinstance(axes, list):
-        bar = fig.colorbar(mappable, ax=axes, orientation="horizontal", fraction=0.06, pad=0.03, aspect=40,
-                           ticks=[0.0, 0.5, 1.0])
+        bar = fig.colorbar(mappable, ax=axes, orientation="horizontal", fraction=0.05, pad=0.05, aspect=30,
+                           shrink=0.6, ticks=[0.0, 0.5, 1.0])
     else:
         bar = fig.colorbar(mappable, cax=axes.inset_axes([0.0, -0.09, 1.0, 0.05]), orientation="horizontal",
                            ticks=[0.0, 0.5, 1.0])
@@ -210,9 +210,11 @@ def render_contact_sheet(
     panels = 1 + (gradcams is not None) + (attentions is not None)
     cols = min(per_row, n_images)
     rows = -(-n_images // cols)
-    fig = figure_cls(figsize=(1.8 * panels * cols, 2.0 * rows + 0.5))
+    height = 2.0 * rows + 0.5
+    fig = figure_cls(figsize=(1.8 * panels * cols, height))
     canvas_cls(fig)
     axes = np.atleast_2d(fig.subplots(rows, panels * cols, squeeze=False))
+    fig.subplots_adjust(top=1.0 - 0.45 / height)  # the title just above the first row, not an inch away
     for ax in axes.ravel():
         ax.set_axis_off()
     for i in range(n_images):
