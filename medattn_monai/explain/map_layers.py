@@ -80,11 +80,11 @@ class MapLayers:
         return self.attention[0] if len(self.attention) == 1 else list(self.attention)
 
     def describe(self, kind: str) -> str:
-        """``"layer2, 8×8"`` (Grad-CAM) or ``"layer3.attn, 4×4"`` / ``"rollout, 4×4"`` (attention)."""
+        """``"layer2, 8×8"`` (Grad-CAM) or ``"layer3.attn, 4×4"`` / ``"patch grid, 8×8"`` (attention; a ViT)."""
         if kind == "gradcam":
             return f"{self.gradcam}, {format_grid(self.gradcam_grid)}"
         if "rollout" in self.attention_grids:
-            return f"rollout, {format_grid(self.attention_grids['rollout'])}"
+            return f"patch grid, {format_grid(self.attention_grids['rollout'])}"
         grids = sorted({format_grid(g) for g in self.attention_grids.values()})
         names = self.attention[0] if len(self.attention) == 1 else f"mean of {len(self.attention)} layers"
         return f"{names}, {' and '.join(grids)}"

@@ -192,11 +192,9 @@ def render_contact_sheet(
         images: B images (see :func:`render_explanation`).
         gradcams: B x H x W maps in [0, 1], or None (no Grad-CAM panels).
         attentions: optional B x H x W attention maps.
-        preds: optional B predicted class indices.
-        labels: optional B true class indices.
+        preds, labels: optional B predicted and B true class indices.
         class_names: names indexed by class.
-        gradcam_title: what the Grad-CAM panels show (named in the sheet's title, with the layer and grid).
-        attention_title: what the attention panels show.
+        gradcam_title, attention_title: what the Grad-CAM and attention panels show (in the sheet's title).
         attention_meaning: what the attention maps' colours measure (on the colour bar's label).
         per_row: images per row of the sheet.
         max_images: at most this many images (the first ones) are drawn.
