@@ -75,6 +75,8 @@ def test_networks_without_a_conv_stage_or_without_spatial_attention():
     assert vit.gradcam is None and vit.attention_grids == {"rollout": (8, 8)} and vit.attention_layer_arg is None
     se = choose_map_layers(_net("resnet18", "se", 64), 64)  # channel attention: no attention map
     assert se.gradcam == "layer2" and se.attention == ()
+    with pytest.raises(ConfigError, match="no spatial attention layers"):  # asked for a map it cannot have
+        choose_map_layers(_net("resnet18", "none", 64), 64, attention_layer="layer3.attn")
 
 
 def test_the_warning_names_the_run_the_layers_their_grids_and_what_would_help():

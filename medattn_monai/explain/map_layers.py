@@ -144,6 +144,8 @@ def _attention_layers(net: nn.Module, requested: str | None, grids: dict[str, tu
     if "rollout" in grids:
         return tuple(attention_layers(net))
     spatial = [name for name in attention_layers(net) if name in grids]
+    if not spatial and requested not in (None, "auto", "all"):
+        raise ConfigError(f"attention_layer={requested!r}: {type(net).__name__} has no spatial attention layers")
     if not spatial:
         return ()
     if requested in (None, "all"):
