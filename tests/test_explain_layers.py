@@ -14,8 +14,7 @@ import pytest
 import torch
 
 from medattn_monai.errors import ConfigError
-from medattn_monai.explain import TrainedRun, choose_map_layers, coarse_grid_warning, explain_maps, map_grids
-from medattn_monai.explain import rendering
+from medattn_monai.explain import TrainedRun, choose_map_layers, coarse_grid_warning, explain_maps, map_grids, rendering
 from medattn_monai.networks import build_network
 
 

@@ -21,15 +21,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import train_overrides
+
 from medattn_monai.cli import main
 from medattn_monai.data import load_datalist, split_items
 from medattn_monai.data.demo import make_demo_data
 from medattn_monai.engine import train
 from medattn_monai.explain import TrainedRun, explain, explain_maps, feature_usage
-from medattn_monai.tracking import read_run_info
 from medattn_monai.networks import build_network
+from medattn_monai.tracking import read_run_info
 
 SHORTCUT = {"artefact_class": "NV", "artefact_rate": 1.0, "artefact_noise_rate": 0.0, "artefact_eval_rate": 0.3}
 CONTROL = {"artefact_class": "NV", "artefact_rate": 0.3, "artefact_noise_rate": 0.3}  # evaluation rate: 0.3 too

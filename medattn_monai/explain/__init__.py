@@ -22,15 +22,15 @@ from .conditional_permutation import (
     conditional_permutation_test,
     feature_kind,
 )
+from .feature_usage_command import feature_usage, feature_usage_metrics
 from .feature_usage_handler import FeatureUsageHandler, feature_usage_handler
 from .feature_usage_table import feature_frame, feature_usage_table, holm
 from .gradcam import grad_cam, normalize_maps, upsample_maps
 from .kernel_ci import kernel_ci_test
 from .map_checks import map_rank_correlation, mask_share, mask_share_by_class, mask_share_frame
 from .map_layers import MIN_GRID, MapLayers, choose_map_layers, coarse_grid_warning, map_grids
-from .rendering import render_contact_sheet, render_explanation, render_feature_usage
 from .maps_command import explain, explain_maps
-from .feature_usage_command import feature_usage, feature_usage_metrics
+from .rendering import render_contact_sheet, render_explanation, render_feature_usage
 from .trained_run import TrainedRun, load_trained_run, predict_split, split_data
 
 __all__ = [

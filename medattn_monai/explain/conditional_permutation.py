@@ -197,7 +197,7 @@ def conditional_permutation_result(
         observed += float(np.square(z.T @ centred).sum())
         permuted += _permuted_sums(z, centred, n_permutations, rng)
 
-    n_used = int(len(lab))
+    n_used = len(lab)
     if total_ss <= 0.0 or observed <= 0.0:
         return PermutationTestResult(0.0, 1.0, n_used, n_strata, kind)
     # the permuted sums take a different floating-point path than the observed one: count near-ties as ties,

@@ -35,8 +35,8 @@ from PIL import Image
 
 from ..data import PrepareBatch
 from ..errors import ConfigError, DataError
-from .attention_map import attention_map
 from .analysis_run import explain_run, explain_run_name, log_folder, log_metrics, metric_key
+from .attention_map import attention_map
 from .feature_usage_table import feature_frame
 from .gradcam import grad_cam
 from .map_checks import map_rank_correlation, mask_share_by_class, mask_share_frame
