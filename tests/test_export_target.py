@@ -145,6 +145,7 @@ def test_a_run_trained_on_real_data_keeps_the_datasets_texts(trained_run, tmp_pa
     real.pop("demo")
     (tmp_path / "real.json").write_text(json.dumps(real))
     source.info["datalist"] = str(tmp_path / "real.json")
+    source.info.pop("demo")  # a run trained before run.json recorded the flag: its datalist decides
     folder = write_bundle(source, tmp_path / "bundle")
     meta = json.loads((folder / "configs" / "metadata.json").read_text())
     readme = (folder / "docs" / "README.md").read_text()
