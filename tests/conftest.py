@@ -7,9 +7,10 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -36,9 +37,9 @@ def _isolated_environment(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> SimpleNamespace:
     """The ISIC demo dataset (small), written once per session."""
-    from medattn_monai.data.demo import make_demo_data
-
     import mlflow
+
+    from medattn_monai.data.demo import make_demo_data
 
     root = tmp_path_factory.mktemp("demo")
     make_demo_data(str(root), seed=0, n_lesions=400)

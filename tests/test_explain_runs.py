@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import train_overrides
 
+from conftest import train_overrides
 from medattn_monai.cli import main
 from medattn_monai.data import load_datalist, split_items
 from medattn_monai.data.demo import make_demo_data

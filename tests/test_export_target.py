@@ -82,7 +82,7 @@ def test_overwrite_replaces_only_its_own_export_and_a_failure_keeps_the_previous
     export_bundle(trained_run.info["run_id"], str(out), **kwargs)
     assert is_export(out) and zipfile.is_zipfile(f"{out}.zip")
     with pytest.raises(ConfigError, match="holds an earlier export: pass --overwrite"):
-        check_targets(out, overwrite=False, zip=True)
+        check_targets(out, overwrite=False, with_zip=True)
     (out / "scripts" / "__pycache__").mkdir()  # running the bundle leaves bytecode: not a user's file
     (out / "scripts" / "__pycache__" / "resnet.cpython-311.pyc").write_bytes(b"\0")
     (out / "LICENSE").write_text("edited by the user")  # --overwrite is the user's word for the export's own files

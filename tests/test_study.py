@@ -82,7 +82,8 @@ def test_study_killed_after_its_first_run_resumes_without_retraining_it(demo_dat
     for label in ("resnet18-ga", "resnet18-la"):
         row = summary.loc[(label, "test_bacc")]
         values = result.runs[result.runs["cell"] == label]["test_bacc"]
-        assert row["n"] == 2 and row["mean"] == pytest.approx(values.mean()) and row["std"] == pytest.approx(values.std())
+        assert row["n"] == 2 and row["mean"] == pytest.approx(values.mean())
+        assert row["std"] == pytest.approx(values.std())
     assert (tmp_path / "out" / "study_summary.md").is_file()
     assert (tmp_path / "out" / "comparison" / EXPERIMENT / "comparison.csv").is_file()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from typing import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ _OPEN_LOCK = threading.Lock()
 
 def _new_open_lock() -> None:
     # a DataLoader worker forked while a cache-filling thread held the lock would otherwise wait for it forever
-    global _OPEN_LOCK
+    global _OPEN_LOCK  # noqa: PLW0603 - the lock guards process-wide warning filters: one per process
     _OPEN_LOCK = threading.Lock()
 
 

@@ -13,8 +13,9 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -81,7 +82,8 @@ def run_training(bundle: str, overrides: Mapping[str, Any], gpus: int = 1,
 
 
 def resume_training(run_dir: str, gpus: int = 1) -> str:
-    """Continue an interrupted run (see :func:`~medattn_monai.engine.workflow.resume`), under ``torchrun`` when ``gpus > 1``."""
+    """Continue an interrupted run (see :func:`~medattn_monai.engine.workflow.resume`), under ``torchrun`` when
+    ``gpus > 1``."""
     if gpus <= 1:
         try:
             return resume(run_dir)

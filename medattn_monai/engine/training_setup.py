@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -30,7 +30,8 @@ def make_optimizer(network: torch.nn.Module, learning_rate: float, weight_decay:
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     # on CUDA the fused kernel updates every parameter in one launch; on CPU the default measured as fast as foreach
     on_cuda = any(p.is_cuda for p in decay + no_decay)
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=learning_rate, **({"fused": True} if on_cuda else {}))
+    fused = {"fused": True} if on_cuda else {}
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=learning_rate, **fused)
 
 
 def make_loss(num_classes: int, label_smoothing: float = 0.0, class_weights: str | Sequence[float] | None = None,

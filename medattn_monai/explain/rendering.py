@@ -88,8 +88,9 @@ def _panels(axes, image, gradcam, attention, titles: tuple[str, str] | None = No
     img = _display_image(image)
     cmap = "gray" if img.ndim == 2 else None
     names = titles or ("", "")
-    maps = [("image", None)] + [(t, m) for t, m in zip(names, (gradcam, attention)) if m is not None]
-    for ax, (label, overlay) in zip(axes, maps):
+    maps = [("image", None)] + [(t, m) for t, m in zip(names, (gradcam, attention), strict=True) if m is not None]
+    # a contact sheet may give more axes than maps (an image without one): the rest stay blank
+    for ax, (label, overlay) in zip(axes, maps, strict=False):
         ax.imshow(img, cmap=cmap)
         if overlay is not None:
             ax.imshow(_array(overlay), cmap=_COLOUR_MAP, alpha=_OVERLAY_ALPHA, vmin=0.0, vmax=1.0)
@@ -141,7 +142,7 @@ def render_explanation(
     axes = fig.subplots(1, n)
     _panels(axes, image, gradcam, attention, titles=(gradcam_title, attention_title))
     meanings = [GRADCAM_MEANING] * (gradcam is not None) + [attention_meaning] * (attention is not None)
-    for ax, meaning in zip(axes[1:], meanings):
+    for ax, meaning in zip(axes[1:], meanings, strict=True):
         _colour_bar(fig, ax, f"{meaning}\n({SCALE_MEANING})", fontsize=7)
     fig.suptitle(_title(pred, label, class_names), fontsize=10)
     return _save(fig, path, dpi)

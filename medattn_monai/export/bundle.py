@@ -265,7 +265,7 @@ def export_bundle(
     changelog: str | None = None,
     authors: str | None = None,
     data: str | None = None,
-    zip: bool = True,
+    zip: bool = True,  # noqa: A002 - the --zip/--nozip flag; zip() is not called in this function
     overwrite: bool = False,
 ) -> str:
     """Export a trained run as a Model Zoo bundle folder (and ``<folder>.zip``) that runs with MONAI alone.

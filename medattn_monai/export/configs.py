@@ -9,7 +9,8 @@ same float32 operations, so the bundle's probabilities equal the original's.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
 from ..engine.evaluation import IMAGE_SUFFIXES

@@ -5,9 +5,10 @@ The variant definitions follow ``docs/networks.md`` (the study's design), in wor
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from string import Template
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .requirements import install_lines
 

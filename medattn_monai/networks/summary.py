@@ -81,7 +81,8 @@ def model_rows(
 
 
 def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
-    return "  ".join(c.rjust(w) if i in _RIGHT_ALIGNED else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    pairs = enumerate(zip(cells, widths, strict=True))
+    return "  ".join(c.rjust(w) if i in _RIGHT_ALIGNED else c.ljust(w) for i, (c, w) in pairs)
 
 
 def model_table(rows: list[dict]) -> str:
