@@ -20,6 +20,16 @@ ISIC_CONFIGS = ISIC_BUNDLE / "configs"
 CAMELYON_BUNDLE = REPO / "bundles" / "camelyon17_attention_classification"
 # small and fast, but the same code path as the README's demo run
 TRAIN_OVERRIDES = {"epochs": 3, "image_size": 32, "batch_size": 32, "val_batch_size": 256, "progress": False}
+# fixtures that train a model: a test that needs one (itself or through another fixture) is an end-to-end training
+TRAINING_FIXTURES = frozenset({"trained_run", "attention_run", "camelyon_run", "shortcut_run", "control_run"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that uses a training fixture ``slow`` (``pytest -m "not slow"`` leaves them out); a test that
+    trains by itself, or reaches a trained run through ``request.getfixturevalue``, carries the mark explicitly."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -25,6 +25,7 @@ def _runs(uri: str, experiment: str = "isic-demo") -> list:
     return client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
 
 
+@pytest.mark.slow
 def test_pruned_trial_is_a_killed_child_and_the_best_value_is_the_best_child(demo_data, tmp_path, one_thread):
     overrides = train_overrides(demo_data, tmp_path, epochs=2)
     space = tmp_path / "space.yaml"
@@ -72,6 +73,7 @@ _WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_workers_on_one_journal_share_the_trials(demo_data, tmp_path):
     ready = tmp_path / "ready"
     ready.mkdir()

@@ -114,6 +114,7 @@ def servers(request):
         server.stop()
 
 
+@pytest.mark.slow
 def test_a_known_password_appears_nowhere(demo_data, tmp_path, servers, monkeypatch, capfd, one_thread):
     tmp_path = tmp_path / "work"  # everything the commands write
     tmp_path.mkdir()

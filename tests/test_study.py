@@ -56,6 +56,7 @@ def _kill_after_first_run(config_path, uri: str, cwd) -> object:
     return done[0]
 
 
+@pytest.mark.slow
 def test_study_killed_after_its_first_run_resumes_without_retraining_it(demo_data, tmp_path, one_thread):
     config = _config(demo_data, tmp_path)
     path = tmp_path / "study.yaml"
@@ -96,6 +97,7 @@ def test_study_killed_after_its_first_run_resumes_without_retraining_it(demo_dat
     assert len(_runs_of_type(config["tracking_uri"], "explain")) == 2, "nor explains a run twice"
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_retried_once_and_reported(demo_data, tmp_path, one_thread):
     config = _config(demo_data, tmp_path, variants=["la"], seeds=[0], compare=False,
                      params={"resnet18-la": {"window": 4}})  # an even window cannot be centred: every try fails

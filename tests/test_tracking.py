@@ -132,6 +132,7 @@ def test_checkpoints_are_plain_state_dicts(trained_run):
     assert sorted(last["run"]["history"]) == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_monai_tracking_option_logs_nothing_twice(demo_data, tmp_path):
     from medattn_monai.engine import train
 
