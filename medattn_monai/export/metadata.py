@@ -51,7 +51,9 @@ def bundle_metadata(
     intended_use: str,
     authors: str | None = None,
 ) -> dict:
-    """The metadata of an exported bundle. (Over 60 lines: one literal dict, in the order of the JSON it becomes.)
+    """The metadata of an exported bundle.
+
+    Longer than 60 lines because it is one literal dict, in the order of the JSON it becomes.
 
     Args:
         source: the metadata of the bundle the run was trained with.

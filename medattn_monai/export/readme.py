@@ -139,7 +139,9 @@ def render_readme(
     torchscript: str,
     files: Sequence[str],
 ) -> str:
-    """The README text. (Longer than 60 lines by its docstring and the one mapping of template names to values.)
+    """The README text.
+
+    Longer than 60 lines because of its docstring and the one mapping of template names to values.
 
     Args:
         title: the bundle's name.
