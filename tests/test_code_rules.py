@@ -1,12 +1,15 @@
 """Rules of the code that ruff does not check: short functions and files, a reason on every ``# noqa``, no name of
-the package that shadows a built-in."""
+the package that shadows a built-in, one name for a command's run argument."""
 
 from __future__ import annotations
 
 import ast
 import builtins
+import importlib
+import inspect
 import re
 import subprocess
+import tokenize
 from pathlib import Path
 
 from conftest import REPO
@@ -71,10 +74,12 @@ def test_every_noqa_says_why():
                              check=True).stdout.split()
     found = []
     for name in tracked:
-        for i, line in enumerate((REPO / name).read_text(encoding="utf-8").splitlines(), 1):
-            match = NOQA.search(line)
+        with open(REPO / name, encoding="utf-8") as f:
+            comments = [tok for tok in tokenize.generate_tokens(f.readline) if tok.type == tokenize.COMMENT]
+        for tok in comments:
+            match = NOQA.search(tok.string)
             if match and not NOQA_WITH_REASON.match(match["rest"]):
-                found.append(f"{name}:{i}: {line.strip()}")
+                found.append(f"{name}:{tok.start[0]}: {tok.line.strip()}")
     assert not found, "write '# noqa: CODE - why':\n" + "\n".join(found)
 
 
@@ -94,3 +99,24 @@ def test_no_module_or_function_shadows_a_builtin():
             if node.name in names:
                 found.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}")
     assert not found, "rename these (a built-in of the same name is shadowed or confused):\n" + "\n".join(found)
+
+
+def _command_functions(targets) -> list:
+    if isinstance(targets, dict):
+        return [f for t in targets.values() for f in _command_functions(t)]
+    module, _, name = targets.partition(":")
+    return [getattr(importlib.import_module(module), name)]
+
+
+def test_every_command_calls_its_run_argument_run_id():
+    """``medattn resume RUN``, ``--run-id RUN`` and ``--run_id RUN`` work alike for every command that takes a run
+    (fire maps both flag spellings onto the parameter ``run_id`` and takes it positionally)."""
+    from medattn_monai.cli import COMMANDS
+
+    found = []
+    for command, (targets, _) in COMMANDS.items():
+        for function in _command_functions(targets):
+            names = [n for n in inspect.signature(function).parameters if n in {"run", "run_dir", "run_id"}]
+            if names and names != ["run_id"]:
+                found.append(f"medattn {command}: {function.__module__}.{function.__name__}({names[0]}, …)")
+    assert not found, "name the run argument run_id:\n" + "\n".join(found)
