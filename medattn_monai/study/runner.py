@@ -292,7 +292,8 @@ def study(config: str | None = None, demo: bool = False, out: str | None = None,
     for o in runner.outcomes:
         counts[o["action"]] = counts.get(o["action"], 0) + 1
     print("runs: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) + f"; summary in {out_dir}")
-    print("\n".join(_where_to_watch(plans)))
+    for line in _where_to_watch(plans):
+        print(line)
     log_summary(cfg, plans, files, mask_secrets(yaml.safe_dump(raw, sort_keys=False)))
     if cfg.compare["enabled"] and len(runs):
         _compare(cfg, plans, out_dir)
