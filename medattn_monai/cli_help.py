@@ -129,10 +129,10 @@ def _signature(fn: ast.FunctionDef, module: str) -> inspect.Signature:
     positional = a.posonlyargs + a.args
     defaults: list[ast.expr | None] = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
     params = [param(arg, P.POSITIONAL_ONLY if i < len(a.posonlyargs) else P.POSITIONAL_OR_KEYWORD, d)
-              for i, (arg, d) in enumerate(zip(positional, defaults))]
+              for i, (arg, d) in enumerate(zip(positional, defaults, strict=True))]
     if a.vararg:
         params.append(param(a.vararg, P.VAR_POSITIONAL))
-    params += [param(arg, P.KEYWORD_ONLY, d) for arg, d in zip(a.kwonlyargs, a.kw_defaults)]
+    params += [param(arg, P.KEYWORD_ONLY, d) for arg, d in zip(a.kwonlyargs, a.kw_defaults, strict=True)]
     if a.kwarg:
         params.append(param(a.kwarg, P.VAR_KEYWORD))
     returns = ast.unparse(fn.returns) if fn.returns is not None else inspect.Signature.empty

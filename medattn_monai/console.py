@@ -67,5 +67,5 @@ def quiet_runs(verbose: bool | None = None) -> Iterator[None]:
     try:
         yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)

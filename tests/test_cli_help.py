@@ -11,7 +11,6 @@ import sys
 
 import pytest
 from conftest import REPO
-
 from medattn_monai import cli, cli_help
 
 HEAVY = ("torch", "monai", "mlflow", "ignite", "optuna", "pandas", "scipy", "matplotlib")

@@ -34,9 +34,9 @@ from ..search.storage import default_storage, open_storage
 from ..stats.compare import compare
 from ..stats.report import terminal_table
 from ..tracking.mlflow_runs import open_client
+from ..tracking.run_folder import LAST_CHECKPOINT, find_run_dir, read_run_info
 from ..tracking.store import mask_secrets, mlflow_ui_command
 from ..tracking.ui import where_to_watch
-from ..tracking.run_folder import LAST_CHECKPOINT, find_run_dir, read_run_info
 from .claims import try_claim
 from .config import StudyConfig, load_study_config
 from .plan import CellPlan, find_runs, is_done, plans_of
