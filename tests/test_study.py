@@ -57,14 +57,22 @@ def _kill_after_first_run(config_path, uri: str, cwd) -> object:
 
 
 @pytest.mark.slow
-def test_study_killed_after_its_first_run_resumes_without_retraining_it(demo_data, tmp_path, one_thread):
+def test_study_killed_after_its_first_run_resumes_without_retraining_it(demo_data, tmp_path, one_thread, capsys):
     config = _config(demo_data, tmp_path)
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(config))
     first = _kill_after_first_run(path, config["tracking_uri"], tmp_path)
     cell, seed = first.data.tags["cell"], first.data.tags["seed"]
 
+    capsys.readouterr()
     result = study(config=str(path))
+    screen = capsys.readouterr()
+    # the study's own lines: one per finished run, not each training's epochs, MLflow and engine lines
+    finished = [line for line in screen.out.splitlines() if line.startswith(("resnet18-ga seed", "resnet18-la seed"))]
+    assert len(finished) == 4 and sum("done before" in line for line in finished) == 1, screen.out
+    for noise in ("epoch 1/1", "Engine run", "Epoch[", "Got new best", "MLflow run", "evaluation 1 of run"):
+        assert noise not in screen.out + screen.err, noise
+    assert "mlflow ui --backend-store-uri sqlite:///" in screen.out
 
     assert len(result.outcomes) == 4
     again = [o for o in result.outcomes if o["cell_hash"] == cell and str(o["seed"]) == seed]

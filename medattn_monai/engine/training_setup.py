@@ -1,14 +1,19 @@
-"""What a training is set up with: the optimizer, the loss, checks of the hyper-parameters, and the seed."""
+"""What a training is set up with: the optimizer, the loss, checks of the hyper-parameters, the seed, and a word on
+what the network costs when that is a surprise."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
 from ..errors import ConfigError
 
-__all__ = ["check_hyper_parameters", "make_loss", "make_optimizer", "seed_everything"]
+__all__ = ["check_hyper_parameters", "make_loss", "make_optimizer", "network_cost", "seed_everything"]
+
+logger = logging.getLogger("medattn")
 
 
 def make_optimizer(network: torch.nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.AdamW:
@@ -78,3 +83,13 @@ def check_hyper_parameters(epochs: int, batch_size: int, learning_rate: float, w
     ):
         if not ok:
             raise ConfigError(f"bad value for {key}: {value!r}")
+
+
+def network_cost(network_args: Mapping[str, Any]) -> None:
+    """Say at the start why a ViT will train several times slower than the CNN it is sized to (its token count);
+    nothing for a CNN. See :func:`~medattn_monai.networks.summary.network_cost_note`."""
+    from ..networks.summary import network_cost_note
+
+    note = network_cost_note(**network_args)
+    if note:
+        logger.info("%s", note)

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..console import apply_engine_logging
 from ..errors import ConfigError
 from ..tracking.run_folder import RUN_INFO, find_run_dir, read_run_info
 from ..tracking.store import remember_uri, unmask_uri
@@ -40,6 +41,7 @@ def run_workflow(config_files: Sequence[str], workflow_type: str = "train", trac
     config_files = list(config_files)
     workflow = ConfigWorkflow(config_file=config_files, workflow_type=workflow_type, tracking=tracking,
                               meta_file=str(Path(config_files[0]).parent / "metadata.json"))
+    apply_engine_logging()  # after the bundle's logging.conf: --verbose decides what the engines show
     apply_overrides(workflow.parser, config_files, overrides)
     if extra_handlers:
         workflow.parser["train#handlers"] = list(workflow.parser["train#handlers"]) + list(extra_handlers)

@@ -28,6 +28,7 @@ from ..tracking.mlflow_runs import (
 from ..tracking.run_folder import read_run_info, update_run_info
 from ..tracking.store import mask_secrets, resolve_tracking_uri
 from ..tracking.tags import logged_params
+from ..tracking.ui import where_to_watch
 from .checkpoint import RunHistory
 
 __all__ = ["MLflowTracker", "detach_foreign_mlflow_handlers"]
@@ -108,11 +109,19 @@ class MLflowTracker:
         update_run_info(self.output_dir, {"run_id": self.run_id, "run_name": self.run_name,
                                           "experiment_name": self.experiment_name,
                                           "tracking_uri": mask_secrets(self.tracking_uri)})
+        self._announce()
         # registered now, not in attach(): these run after every other handler of their event (validation,
         # checkpoint writing), so the metrics and files they record are complete
         for event, handler in ((Events.EPOCH_COMPLETED, self.epoch_completed), (Events.COMPLETED, self.completed)):
             if not engine.has_event_handler(handler, event):
                 engine.add_event_handler(event, handler)
+
+    def _announce(self) -> None:
+        """Say at the start where the run is recorded and how to watch it (the UI shows each epoch's metrics)."""
+        experiment_id = self.client.get_run(self.run_id).info.experiment_id
+        logger.info("run %s: folder %s, MLflow run %s in experiment %s", self.run_name, self.output_dir,
+                    self.run_id, self.experiment_name)
+        logger.info("%s", where_to_watch(self.tracking_uri, experiment_id, self.run_id))
 
     def _load_logged_steps(self) -> None:
         keys = {k for metrics in self.history.epochs.values() for k in metrics}
