@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["MedattnError", "DataError", "ConfigError", "install_excepthook", "find_cause", "find_medattn_error",
-           "error_message"]
+__all__ = ["MedattnError", "DataError", "ConfigError", "StorageError", "install_excepthook", "find_cause",
+           "find_medattn_error", "error_message"]
 
 
 class MedattnError(Exception):
@@ -26,6 +26,15 @@ class DataError(MedattnError):
 
 class ConfigError(MedattnError):
     """Bad configuration: an unknown key, a value out of range, an inconsistent combination."""
+
+
+class StorageError(MedattnError):
+    """A place the command must write to cannot take it: a full disk, a read-only folder or store, a file too large.
+
+    Not the user's input, so not exit status 2; the message names the place and what was left as it was.
+    """
+
+    exit_code = 1
 
 
 def find_cause(exc: BaseException | None, kind: type | tuple[type, ...]) -> BaseException | None:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ConfigError
-from ..tracking.run_folder import RUN_INFO, find_run_dir, read_run_info
+from ..tracking.mlflow_runs import open_client, resumable_run
+from ..tracking.run_folder import FINISHED_AT, RUN_INFO, find_run_dir, is_finished, read_run_info, resume_checkpoint
 from ..tracking.store import remember_uri, unmask_uri
 from .bundles import DEFAULT_BUNDLE, apply_overrides, bundle_configs, data_overrides, locate_bundle
 
@@ -96,10 +97,22 @@ def resume(run: str, output_root: str = "runs", tracking_uri: str | None = None,
     }, source)
     if "tracking_uri" in overrides:  # run.json has it without its password: the real one is given, or refused here
         overrides["tracking_uri"] = unmask_uri(overrides["tracking_uri"], given=tracking_uri)
+    _refuse_early(run_dir, info, overrides.get("tracking_uri"))
     overrides.update(settings, resume_from=os.path.abspath(run_dir))
     names = ["train.json"] + (["multi_gpu_train.json"] if multi_gpu else [])
     run_workflow(bundle_configs(recorded_bundle(info, source), *names), "train", **overrides)
     return run_dir
+
+
+def _refuse_early(run_dir: str, info: dict[str, Any], tracking_uri: str | None) -> None:
+    """What the bundle's handlers would refuse at the start of training (a FINISHED run, an unreadable checkpoint),
+    refused before its data are loaded, and without touching the run."""
+    resume_checkpoint(run_dir)
+    if info.get("run_id") and tracking_uri:
+        resumable_run(open_client(tracking_uri), info["run_id"])
+    elif is_finished(info):
+        raise ConfigError(f"{run_dir} finished its training at {info[FINISHED_AT]}: nothing to resume (the run is "
+                          "left as it was)")
 
 
 def recorded_bundle(info: dict[str, Any], source: str) -> str:

@@ -1,11 +1,15 @@
 """The bundle's MLflow tracking: one run per training, with the tags, params, metrics, artifacts and status rules
 described in ``docs/architecture.md`` ("Tracking").
 
-- A new run is created at ``STARTED`` (names never repeat); with ``resume=True`` the run recorded in the run
-  folder's ``run.json`` is reopened instead, so an interrupted training finishes in the same run.
+- At ``STARTED`` the tracker only checks (a new name is free; a resumed run exists and is not FINISHED); the run
+  is created, or with ``resume=True`` the run recorded in the run folder's ``run.json`` is reopened, when training
+  begins (the first ``EPOCH_STARTED``), after the other handlers' start-up checks. A command refused at start
+  (a FINISHED run, other hyper-parameters, an unreadable checkpoint) thus leaves every run as it was; only a run
+  the tracker itself opened is ever marked FAILED or KILLED.
 - Epoch metrics come from the run's :class:`RunHistory` and are logged once per (key, epoch): a resumed run
   that repeats an epoch never logs a step twice.
-- ``COMPLETED`` logs ``best_<key>`` and uploads the run folder's files, then marks the run FINISHED; an exception
+- ``COMPLETED`` logs ``best_<key>`` (once: a run finished again keeps one value) and drops the ``error`` tag of
+  an earlier failure, uploads the run folder's files, then marks the run FINISHED; an exception
   marks it FAILED (Ctrl-C: KILLED) after uploading what exists, then propagates. A search trial stopped by its
   pruner (Optuna's ``TrialPruned``) ends KILLED with the tag ``pruned=true``; epoch metrics logged so far stay.
 - MONAI's own ``MLFlowHandler`` (added by ``python -m monai.bundle run … --tracking mlflow``) is detached from the
@@ -21,11 +25,12 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ignite.engine import Engine, Events
 
-from ..errors import error_message, find_medattn_error
+from ..errors import ConfigError, error_message, find_medattn_error
 from ..tracking.mlflow_runs import (
-    create_run, end_run, final_status, is_pruned, log_metrics, log_params_once, open_client, reopen_run, stringify,
+    create_run, end_run, final_status, is_pruned, log_metrics, log_params_once, open_client, refuse_taken_name,
+    reopen_run, resumable_run, stringify,
 )
-from ..tracking.run_folder import read_run_info, update_run_info
+from ..tracking.run_folder import RUN_INFO, read_run_info, update_run_info
 from ..tracking.store import mask_secrets, resolve_tracking_uri
 from ..tracking.tags import logged_params
 from .checkpoint import RunHistory
@@ -79,7 +84,8 @@ class MLflowTracker:
         self.evaluators = [e for e in evaluators if e is not None]
         self.resume = resume
         self.client: Any = None
-        self.run_id: str | None = None
+        self.run_id: str | None = None  # set once the run is created or reopened: only then is it ours to mark
+        self._resume_id: str | None = None
         self._logged: set[tuple[str, int]] = set()
 
     def attach(self, engine: Engine) -> None:
@@ -88,17 +94,40 @@ class MLflowTracker:
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
     def started(self, engine: Engine) -> None:
+        """Check, without writing anything, that the run can be recorded: a new name is free, a resumed run exists
+        and is not FINISHED. The run is created or reopened only when training begins (:meth:`open`), after every
+        start-up check of the other handlers (hyper-parameters of a resume, its checkpoint): a refusal changes no
+        run's status, tags or end time."""
         for e in (engine, *self.evaluators):
             if detach_foreign_mlflow_handlers(e, keep=self):
                 logger.info("MONAI's MLFlowHandler detached: the bundle's tracker records this run")
-        if self.run_id is not None:  # the engine was run again in this process: keep recording into the same run
+        if self.client is not None:  # the engine was run again in this process: keep recording into the same run
             return
-        self.client = open_client(self.tracking_uri)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        client = open_client(self.tracking_uri)
         if self.resume:
             info = read_run_info(self.output_dir)
-            self.run_id = info["run_id"]
-            reopen_run(self.client, self.run_id)
+            if not info.get("run_id"):
+                raise ConfigError(f"{self.output_dir / RUN_INFO} records no MLflow run (was it trained with "
+                                  "log_mlflow false?): resume it with log_mlflow false")
+            resumable_run(client, info["run_id"])
+            self._resume_id = info["run_id"]
+        else:
+            refuse_taken_name(client, self.experiment_name, self.run_name)
+        self.client = client
+        # registered now, not in attach(): these run after every other handler of their event (validation,
+        # checkpoint writing), so the metrics and files they record are complete
+        for event, handler in ((Events.EPOCH_STARTED, self.open), (Events.EPOCH_COMPLETED, self.epoch_completed),
+                               (Events.COMPLETED, self.completed)):
+            if not engine.has_event_handler(handler, event):
+                engine.add_event_handler(event, handler)
+
+    def open(self, engine: Engine | None = None) -> None:
+        """Create the run, or reopen the resumed one (once); its id is recorded only when that succeeded."""
+        if self.run_id is not None:
+            return
+        if self.resume:
+            reopen_run(self.client, self._resume_id)
+            self.run_id = self._resume_id
             self._load_logged_steps()
             logger.info("resuming MLflow run %s (%s)", self.run_name, self.run_id)
         else:
@@ -108,11 +137,6 @@ class MLflowTracker:
         update_run_info(self.output_dir, {"run_id": self.run_id, "run_name": self.run_name,
                                           "experiment_name": self.experiment_name,
                                           "tracking_uri": mask_secrets(self.tracking_uri)})
-        # registered now, not in attach(): these run after every other handler of their event (validation,
-        # checkpoint writing), so the metrics and files they record are complete
-        for event, handler in ((Events.EPOCH_COMPLETED, self.epoch_completed), (Events.COMPLETED, self.completed)):
-            if not engine.has_event_handler(handler, event):
-                engine.add_event_handler(event, handler)
 
     def _load_logged_steps(self) -> None:
         keys = {k for metrics in self.history.epochs.values() for k in metrics}
@@ -135,11 +159,18 @@ class MLflowTracker:
         return sorted(p for p in self.output_dir.iterdir() if p.is_file() and not p.name.startswith("."))
 
     def completed(self, engine: Engine) -> None:
-        if self.run_id is None:
+        """Log ``best_<key>`` and ``best_epoch`` (unless the run has them already: a run finished again), drop a
+        stale ``error`` tag of an earlier failure, upload the run folder's files and mark the run FINISHED."""
+        if self.client is None:
             return
+        self.open()  # a resumed run whose last epoch was already done trains no epoch
         if self.history.best_value is not None:
-            log_metrics(self.client, self.run_id, {f"best_{self.history.key_metric}": self.history.best_value,
-                                                   "best_epoch": self.history.best_epoch})
+            best = {f"best_{self.history.key_metric}": float(self.history.best_value),
+                    "best_epoch": float(self.history.best_epoch)}
+            have = self.client.get_run(self.run_id).data.metrics
+            log_metrics(self.client, self.run_id, {k: v for k, v in best.items() if have.get(k) != v})
+        if "error" in self.client.get_run(self.run_id).data.tags:
+            self.client.delete_tag(self.run_id, "error")
         end_run(self.client, self.run_id, final_status(), self._artifacts())
         logger.info("MLflow run %s FINISHED (%s)", self.run_name, self.run_id)
 

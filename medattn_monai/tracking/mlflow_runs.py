@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Union
 
 from ..errors import ConfigError
+from .atomic_write import copy_file, storage_error
 from .store import default_artifact_location, mask_secrets, resolve_tracking_uri
 from .ui import add_missing_ui_tags, experiment_ui_tags
 
-__all__ = ["open_client", "get_or_create_experiment", "create_run", "reopen_run", "log_params_once", "log_artifact",
-           "log_metrics", "end_run", "final_status", "is_pruned", "stringify"]
+__all__ = ["open_client", "get_or_create_experiment", "filter_literal", "refuse_taken_name", "create_run",
+           "resumable_run", "reopen_run", "log_params_once", "log_artifact", "log_metrics", "end_run", "final_status",
+           "is_pruned", "stringify"]
 
 # MLflow's limit of metrics per log_batch request
 _BATCH = 1000
@@ -70,21 +72,45 @@ def stringify(value: Any) -> str:
     return str(value)
 
 
-def create_run(client: Any, experiment: str, run_name: str, tags: Mapping[str, Any]) -> str:
-    """Create a RUNNING run; refuses a name already used in the experiment (names identify runs)."""
-    exp_id = get_or_create_experiment(client, experiment)
-    existing = client.search_runs([exp_id], filter_string=f"attributes.run_name = '{run_name}'", max_results=1)
+def filter_literal(value: Any) -> str:
+    """``value`` quoted for an MLflow search filter (``tags.cell = <this>``); every filter built here uses it.
+
+    MLflow's filter strings have no escapes: a value is quoted with ``'`` or, if it holds one, with ``"``. A value
+    holding both, or a backslash (which MLflow's parser takes for an escape it never undoes), cannot be matched,
+    so it is refused rather than matching something else.
+    """
+    text = stringify(value)
+    if "\\" in text or ("'" in text and '"' in text):
+        raise ConfigError(f"{text!r} cannot be searched for in MLflow: a name may hold single or double quotes but "
+                          "not both, and no backslash")
+    return f'"{text}"' if "'" in text else f"'{text}'"
+
+
+def refuse_taken_name(client: Any, experiment: str, run_name: str) -> None:
+    """Refuse ``run_name`` if experiment ``experiment`` has a run of that name (names identify runs). Reads only."""
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return
+    query = f"attributes.run_name = {filter_literal(run_name)}"
+    existing = client.search_runs([exp.experiment_id], filter_string=query, max_results=1)
     if existing:
         raise ConfigError(
             f"a run named {run_name!r} already exists in experiment {experiment!r} "
             f"(run id {existing[0].info.run_id}); resume it or choose another run_name"
         )
+
+
+def create_run(client: Any, experiment: str, run_name: str, tags: Mapping[str, Any]) -> str:
+    """Create a RUNNING run; refuses a name already used in the experiment (names identify runs)."""
+    refuse_taken_name(client, experiment, run_name)
+    exp_id = get_or_create_experiment(client, experiment)
     run = client.create_run(exp_id, run_name=run_name, tags={k: stringify(v) for k, v in tags.items() if v is not None})
     return run.info.run_id
 
 
-def reopen_run(client: Any, run_id: str) -> Any:
-    """Mark an interrupted (RUNNING, FAILED or KILLED) run RUNNING again and return it."""
+def resumable_run(client: Any, run_id: str) -> Any:
+    """The run ``run_id`` if it may continue (RUNNING, FAILED or KILLED). Reads only: a refusal (no such run, or
+    a FINISHED one) leaves it as it was."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -92,7 +118,15 @@ def reopen_run(client: Any, run_id: str) -> Any:
     except MlflowException:
         raise ConfigError(f"MLflow run {run_id} not found in store {mask_secrets(client.tracking_uri)}") from None
     if run.info.status == "FINISHED":
-        raise ConfigError(f"MLflow run {run_id} ({run.info.run_name}) already FINISHED: nothing to resume")
+        raise ConfigError(f"MLflow run {run_id} ({run.info.run_name}) already FINISHED: nothing to resume "
+                          "(the run is left as it was)")
+    return run
+
+
+def reopen_run(client: Any, run_id: str) -> Any:
+    """Mark an interrupted (RUNNING, FAILED or KILLED) run RUNNING again and return it; a FINISHED one is refused
+    (:func:`resumable_run`) unchanged."""
+    run = resumable_run(client, run_id)
     client.update_run(run_id, status="RUNNING")
     return run
 
@@ -109,25 +143,26 @@ def log_params_once(client: Any, run_id: str, params: Mapping[str, Any], new_run
 
 def log_artifact(client: Any, run_id: str, path: str | Path, artifact_path: str | None = None,
                  artifact_uri: str | None = None) -> None:
-    """Upload a file as an artifact; into a local artifact folder on the same disk it is hard-linked, not copied.
+    """Upload a file as an artifact; into a local artifact folder it is copied (a reflink where the file system
+    has them), never hard-linked.
 
-    Checkpoints are large (a ResNet18's optimizer state alone is 90 MB) and a study has hundreds of runs: a link
-    costs neither time nor space, and the run folder only ever replaces its files (a new inode), never edits them,
-    so the artifact keeps the uploaded content. ``artifact_uri`` (the run's) saves looking it up.
+    A hard link would make the artifact and the run folder's file one file, so editing either in place (a user's
+    editor, ``torch.save`` over ``model.pt``) would change the other, and the record would no longer be what was
+    uploaded. A failed copy (a full disk) leaves no partial file and raises ``StorageError`` naming the
+    destination. ``artifact_uri`` (the run's) saves looking it up.
     """
     from urllib.parse import unquote, urlparse
 
     uri = artifact_uri or client.get_run(run_id).info.artifact_uri
-    if uri.startswith("file:"):
-        dest = Path(unquote(urlparse(uri).path), artifact_path or "", Path(path).name)
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.unlink(missing_ok=True)
-            os.link(path, dest)
-            return
-        except OSError:  # another file system, or links not allowed: copy as MLflow does
-            pass
-    client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+    if not uri.startswith("file:"):
+        client.log_artifact(run_id, str(path), artifact_path=artifact_path)
+        return
+    dest = Path(unquote(urlparse(uri).path), artifact_path or "", Path(path).name)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error(dest, e) from None
+    copy_file(path, dest)
 
 
 def log_metrics(client: Any, run_id: str, metrics: MetricValues, step: int = 0) -> None:
@@ -168,5 +203,6 @@ def end_run(client: Any, run_id: str, status: str, artifacts: Iterable[Any] = ()
                 uri = uri or client.get_run(run_id).info.artifact_uri  # looked up once, inside the guard
                 log_artifact(client, run_id, path, artifact_uri=uri)
             except Exception as e:  # noqa: BLE001 - never lose the status update over an upload
-                logger.warning("could not upload artifact %s: %s", path, mask_secrets(str(e)))
+                logger.warning("MLflow run %s lacks its artifact %s (the run folder keeps the file): %s", run_id,
+                               Path(path).name, mask_secrets(str(e)))
     client.set_terminated(run_id, status=status)
