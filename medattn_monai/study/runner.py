@@ -32,11 +32,11 @@ from ..search.search import SearchResult, search
 from ..search.storage import default_storage, open_storage
 from ..stats.compare import compare
 from ..stats.report import terminal_table
-from ..tracking.mlflow_runs import open_client
+from ..tracking.mlflow_runs import filter_literal, open_client
 from ..tracking.store import mask_secrets
 from ..tracking.run_folder import LAST_CHECKPOINT, find_run_dir, read_run_info
 from .claims import try_claim
-from .config import StudyConfig, load_study_config
+from .config import StudyConfig, read_study_file
 from .plan import CellPlan, find_runs, is_done, plans_of
 from .summary import collect_runs, log_summary, summarize, wide_summary, write_summary
 
@@ -208,8 +208,8 @@ def _explain(cfg: StudyConfig, runs: pd.DataFrame, plans: list[CellPlan]) -> Non
         client = open_client(uris.get(experiment))
         exp = client.get_experiment_by_name(experiment)
         done = client.search_runs([exp.experiment_id], max_results=1, filter_string=(
-            f"tags.run_type = 'explain' and tags.analysis = 'maps' and tags.explained_run_id = '{run_id}' "
-            "and attributes.status = 'FINISHED'"))
+            "tags.run_type = 'explain' and tags.analysis = 'maps' and attributes.status = 'FINISHED' "
+            f"and tags.explained_run_id = {filter_literal(run_id)}"))
         if done:
             continue
         try:
@@ -243,9 +243,7 @@ def study(config: str | None = None, demo: bool = False, out: str | None = None,
 
         raw = demo_config()
     else:
-        raw = yaml.safe_load(Path(config).read_text()) if Path(config).is_file() else None
-        if raw is None:
-            load_study_config(config)  # the precise error (missing file, bad YAML)
+        raw = read_study_file(config)
     raw = {**raw, **changes, **({"out": out} if out else {})}
     cfg = StudyConfig.from_dict(raw, source=str(config or "the demo study"))
     plans = plans_of(cfg)
