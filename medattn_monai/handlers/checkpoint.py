@@ -46,8 +46,9 @@ def _atomic_save(obj: Any, path: Path) -> None:
     try:
         write_atomically(path, lambda f: torch.save(obj, f))
     except StorageError as e:
-        raise StorageError(f"{e}; the previous checkpoint is kept: make room, then `medattn resume {path.parent}` "
-                           "continues from it") from None
+        kept = "the previous one is kept" if path.exists() else "nothing half-written is left"
+        raise StorageError(f"{e}; {kept}: make room, then `medattn resume {path.parent}` continues from the run's "
+                           "last checkpoint") from None
 
 
 def _snapshot(obj: Any) -> Any:

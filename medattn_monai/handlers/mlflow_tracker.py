@@ -19,16 +19,17 @@ described in ``docs/architecture.md`` ("Tracking").
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ignite.engine import Engine, Events
 
-from ..errors import ConfigError, error_message, find_medattn_error
+from ..errors import ConfigError, MedattnError, error_message, find_medattn_error
 from ..tracking.mlflow_runs import (
     create_run, end_run, final_status, is_pruned, log_metrics, log_params_once, open_client, refuse_taken_name,
-    reopen_run, resumable_run, stringify,
+    reopen_run, resumable_run, store_fault, stringify,
 )
 from ..tracking.run_folder import RUN_INFO, read_run_info, update_run_info
 from ..tracking.store import mask_secrets, resolve_tracking_uri
@@ -53,6 +54,24 @@ def detach_foreign_mlflow_handlers(engine: Engine, keep: object) -> int:
                 engine.remove_event_handler(handler, event)
                 removed += 1
     return removed
+
+
+def _store_writes(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A store that cannot take the method's writes (full disk, read-only) ends in one line naming the store."""
+
+    @functools.wraps(method)
+    def wrapper(self: "MLflowTracker", *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except MedattnError:
+            raise
+        except Exception as e:
+            fault = store_fault(self.tracking_uri, e)
+            if fault is None:
+                raise
+            raise fault from None
+
+    return wrapper
 
 
 class MLflowTracker:
@@ -86,6 +105,7 @@ class MLflowTracker:
         self.client: Any = None
         self.run_id: str | None = None  # set once the run is created or reopened: only then is it ours to mark
         self._resume_id: str | None = None
+        self._new_folder = False  # the run folder did not exist before this training
         self._logged: set[tuple[str, int]] = set()
 
     def attach(self, engine: Engine) -> None:
@@ -93,6 +113,7 @@ class MLflowTracker:
         engine.add_event_handler(Events.EXCEPTION_RAISED, self.exception_raised)
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
+    @_store_writes
     def started(self, engine: Engine) -> None:
         """Check, without writing anything, that the run can be recorded: a new name is free, a resumed run exists
         and is not FINISHED. The run is created or reopened only when training begins (:meth:`open`), after every
@@ -103,12 +124,13 @@ class MLflowTracker:
                 logger.info("MONAI's MLFlowHandler detached: the bundle's tracker records this run")
         if self.client is not None:  # the engine was run again in this process: keep recording into the same run
             return
+        self._new_folder = not self.resume and not self.output_dir.exists()
         client = open_client(self.tracking_uri)
         if self.resume:
             info = read_run_info(self.output_dir)
             if not info.get("run_id"):
-                raise ConfigError(f"{self.output_dir / RUN_INFO} records no MLflow run (was it trained with "
-                                  "log_mlflow false?): resume it with log_mlflow false")
+                raise ConfigError(f"{self.output_dir / RUN_INFO} records no MLflow run: its training stopped before "
+                                  "its first epoch (train it again) or was not tracked (resume with log_mlflow false)")
             resumable_run(client, info["run_id"])
             self._resume_id = info["run_id"]
         else:
@@ -121,6 +143,7 @@ class MLflowTracker:
             if not engine.has_event_handler(handler, event):
                 engine.add_event_handler(event, handler)
 
+    @_store_writes
     def open(self, engine: Engine | None = None) -> None:
         """Create the run, or reopen the resumed one (once); its id is recorded only when that succeeded."""
         if self.run_id is not None:
@@ -145,6 +168,7 @@ class MLflowTracker:
             for m in self.client.get_metric_history(self.run_id, key):
                 self._logged.add((key, int(m.step)))
 
+    @_store_writes
     def epoch_completed(self, engine: Engine) -> None:
         batch = [
             (key, value, int(epoch))
@@ -158,6 +182,7 @@ class MLflowTracker:
     def _artifacts(self) -> Iterable[Path]:
         return sorted(p for p in self.output_dir.iterdir() if p.is_file() and not p.name.startswith("."))
 
+    @_store_writes
     def completed(self, engine: Engine) -> None:
         """Log ``best_<key>`` and ``best_epoch`` (unless the run has them already: a run finished again), drop a
         stale ``error`` tag of an earlier failure, upload the run folder's files and mark the run FINISHED."""
@@ -174,6 +199,17 @@ class MLflowTracker:
         end_run(self.client, self.run_id, final_status(), self._artifacts())
         logger.info("MLflow run %s FINISHED (%s)", self.run_name, self.run_id)
 
+    def _remove_unused_folder(self) -> None:
+        """A new run that never began (refused at start: its store cannot be written, …) leaves no run folder: the
+        folder this training made is removed if it holds nothing but its ``run.json``."""
+        if not self._new_folder or not self.output_dir.is_dir():
+            return
+        files = list(self.output_dir.iterdir())
+        if all(p.is_file() and (p.name == RUN_INFO or p.name.startswith(".")) for p in files):
+            for p in files:
+                p.unlink()
+            self.output_dir.rmdir()
+
     def exception_raised(self, engine: Engine, e: BaseException) -> None:
         if self.run_id is not None:
             status = final_status(e)
@@ -186,6 +222,8 @@ class MLflowTracker:
                 end_run(self.client, self.run_id, status, self._artifacts())
             except Exception as log_error:  # noqa: BLE001 - the original error matters more
                 logger.warning("could not mark MLflow run %s %s: %s", self.run_id, status, mask_secrets(str(log_error)))
+        else:
+            self._remove_unused_folder()
         err = find_medattn_error(e)
         if err is not None:  # one clear line, not the DataLoader worker's traceback
             raise type(err)(mask_secrets(error_message(err))) from None

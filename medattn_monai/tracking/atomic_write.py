@@ -42,11 +42,13 @@ def storage_error(path: str | Path, error: OSError) -> StorageError:
     reason = error.strerror or str(error)
     if error.errno == errno.ENOSPC:
         free = _free_space(Path(path).parent)
-        reason += f" (the disk holding it has {free / _MB:.1f} MB free)" if free is not None else ""
+        reason += f" ({free / _MB:.1f} MB were left on its disk)" if free is not None else ""
     elif error.errno == errno.EFBIG:
         reason += " (a file-size limit applies: see `ulimit -f`)"
-    elif error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        reason += " (the folder is read-only for this user)"
+    elif error.errno == errno.EROFS:
+        reason += " (its file system is mounted read-only)"
+    elif error.errno in (errno.EACCES, errno.EPERM):
+        reason += " (this user may not write there)"
     return StorageError(f"cannot write {path}: {reason}")
 
 
@@ -63,13 +65,14 @@ def write_atomically(path: str | Path, write: Callable[[BinaryIO], None]) -> Non
             write(f)
         os.replace(tmp, path)
     except BaseException as e:
-        try:
+        cause = find_cause(e, OSError)  # torch.save wraps the OSError of a failed write in a RuntimeError
+        error = storage_error(path, cause) if cause is not None and not isinstance(e, MedattnError) else None
+        try:  # after the error is worded: it says how full the disk was
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
-        cause = find_cause(e, OSError)  # torch.save wraps the OSError of a failed write in a RuntimeError
-        if cause is not None and not isinstance(e, MedattnError):
-            raise storage_error(path, cause) from None
+        if error is not None:
+            raise error from None
         raise
 
 

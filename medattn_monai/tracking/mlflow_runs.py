@@ -13,31 +13,60 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Union
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StorageError
 from .atomic_write import copy_file, storage_error
 from .store import default_artifact_location, mask_secrets, resolve_tracking_uri
 from .ui import add_missing_ui_tags, experiment_ui_tags
 
 __all__ = ["open_client", "get_or_create_experiment", "filter_literal", "refuse_taken_name", "create_run",
            "resumable_run", "reopen_run", "log_params_once", "log_artifact", "log_metrics", "end_run", "final_status",
-           "is_pruned", "stringify"]
+           "is_pruned", "store_fault", "stringify"]
 
 # MLflow's limit of metrics per log_batch request
 _BATCH = 1000
+# what a store that cannot take a write says (sqlite through SQLAlchemy, a file store, a server relaying either)
+_STORE_FAULTS = ("disk is full", "no space left", "readonly database", "read-only file system",
+                 "unable to open database file", "permission denied", "disk i/o error")
 MetricValues = Union[Mapping[str, float], Sequence[tuple[str, float, int]]]
 
 logger = logging.getLogger(__name__)
+
+
+def _not_reraised_db_error(record: logging.LogRecord) -> bool:
+    # MLflow logs a database error with its whole traceback, then raises it as an MlflowException, which the
+    # command reports in one line (store_fault): the log record would only repeat it as a traceback
+    return not str(record.msg).startswith("SQLAlchemy database error")
 
 
 def open_client(tracking_uri: str | None = None):  # noqa: ANN201 - mlflow is imported lazily
     """An ``MlflowClient`` on the resolved store (see :func:`resolve_tracking_uri`)."""
     import mlflow
 
+    db_log = logging.getLogger("mlflow.store.db.utils")
+    if _not_reraised_db_error not in db_log.filters:
+        db_log.addFilter(_not_reraised_db_error)
     uri = resolve_tracking_uri(tracking_uri)
     try:
         return mlflow.MlflowClient(tracking_uri=uri)
     except Exception as e:  # noqa: BLE001 - a bad URI surfaces as many exception types
         raise ConfigError(mask_secrets(f"cannot open the MLflow store {uri}: {e}")) from None
+
+
+def store_fault(tracking_uri: str | None, error: BaseException) -> StorageError | None:
+    """A one-line error naming the store (its password masked) when ``error`` (or an error it wraps) says the store
+    cannot be written (full disk, read-only file or folder); None for any other error."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current)
+        match = next((fault for fault in _STORE_FAULTS if fault in text.lower()), None)
+        if match is not None:
+            line = next((ln for ln in text.splitlines() if match in ln.lower()), text)
+            return StorageError(mask_secrets(f"cannot write to the MLflow store {resolve_tracking_uri(tracking_uri)}: "
+                                             f"{' '.join(line.split())[:300]}"))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def get_or_create_experiment(client: Any, name: str) -> str:
