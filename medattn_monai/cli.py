@@ -54,6 +54,31 @@ def _serialize(result: Any) -> Any:
     return result if isinstance(result, (str, int, float)) else None
 
 
+def _unknown_flags(component: Any, args: list[str]) -> list[str]:
+    """The ``--flags`` of ``args`` that the command's function does not take (none if it takes ``**overrides``).
+
+    Fire calls the function with the flags it knows and only then complains about the rest, so a misspelt flag
+    would first run the command with that argument's default (``demo-data --root x`` writing ``demo_data/``).
+    """
+    import inspect
+
+    if isinstance(component, dict):  # a command group: the first argument names the command
+        if not args or args[0] not in component:
+            return []
+        component, args = component[args[0]], args[1:]
+    params = inspect.signature(component).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return []
+    unknown = []
+    for arg in args:
+        if arg == "--":
+            break
+        name = arg[2:].split("=", 1)[0].replace("-", "_") if arg.startswith("--") else None
+        if name and name not in params and not (name.startswith("no") and name[2:] in params):
+            unknown.append(arg.split("=", 1)[0])
+    return unknown
+
+
 def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
     lines = ["usage: medattn COMMAND [ARGS] [--help]", "", "commands:"]
@@ -85,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     if "--help" in args or "-h" in args:
         # fire reads flags after "--" as its own; without it, functions taking **overrides would swallow --help
         args = [a for a in args if a not in ("--help", "-h")] + ["--", "--help"]
+    unknown = _unknown_flags(component, args)
+    if unknown:
+        print(f"medattn: error: medattn {name} has no flag {', '.join(unknown)} (nothing was done); "
+              f"`medattn {name} --help` lists its flags", file=sys.stderr)
+        return 2
     try:
         fire.Fire(component, command=args, name=f"medattn {name}", serialize=_serialize)
     except fire.core.FireExit as e:

@@ -117,10 +117,10 @@ def filter_literal(value: Any) -> str:
 
 def refuse_taken_name(client: Any, experiment: str, run_name: str) -> None:
     """Refuse ``run_name`` if experiment ``experiment`` has a run of that name (names identify runs). Reads only."""
+    query = f"attributes.run_name = {filter_literal(run_name)}"  # a name no search could find is refused, always
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         return
-    query = f"attributes.run_name = {filter_literal(run_name)}"
     existing = client.search_runs([exp.experiment_id], filter_string=query, max_results=1)
     if existing:
         raise ConfigError(
