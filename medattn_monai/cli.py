@@ -7,6 +7,7 @@ Each subcommand is ``module:function`` below; only the module of the command bei
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 from typing import Any
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import fire
 
-    from .errors import error_message, find_medattn_error
+    from .errors import error_message, file_system_error, find_medattn_error
     from .tracking.store import mask_log_records, mask_secrets
 
     mask_log_records()
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     except fire.core.FireExit as e:
         return int(e.code or 0)
     except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - project errors: one line; others: a traceback
-        err = find_medattn_error(e)
+        err = find_medattn_error(e) or (None if os.environ.get("MEDATTN_TRACEBACK") else file_system_error(e))
         if err is None and isinstance(e, KeyboardInterrupt):
             raise
         if err is None:  # a library's error or a bug: its traceback, without the password of any URI in it

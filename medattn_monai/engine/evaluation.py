@@ -22,7 +22,7 @@ from ..data.loader import make_dataloader
 from ..data.transforms import NIFTI_SUFFIXES
 from ..errors import ConfigError, DataError
 from ..handlers.predictions import PredictionWriter
-from ..tracking.run_folder import BEST_MODEL, check_classes, read_run_info
+from ..tracking.run_folder import BEST_MODEL, check_classes, damaged_file, read_run_info
 
 __all__ = ["IMAGE_SUFFIXES", "evaluate_splits", "evaluation_step", "inference_items", "run_datalist", "split_loaders"]
 
@@ -58,6 +58,10 @@ def evaluate_splits(evaluator: Any, writer: PredictionWriter, loaders: Mapping[s
     """
     if not (Path(run_dir) / BEST_MODEL).is_file():
         raise ConfigError(f"run folder {run_dir} has no {BEST_MODEL}: was the training interrupted before epoch 1?")
+    problem = damaged_file(Path(run_dir) / BEST_MODEL)
+    if problem:
+        raise ConfigError(f"{Path(run_dir) / BEST_MODEL} is truncated or corrupt ({problem}): put back an intact copy "
+                          "(e.g. the run's MLflow artifact) or train the run again")
     for split, loader in loaders.items():
         writer.split = split
         evaluator.data_loader = loader

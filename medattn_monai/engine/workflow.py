@@ -84,6 +84,10 @@ def resume(run: str, output_root: str = "runs", tracking_uri: str | None = None,
     if bad:
         raise ConfigError(f"resume can change only {_RESUMABLE_SETTINGS}, not {bad}")
     source = str(Path(run_dir) / RUN_INFO)
+    missing = [k for k in ("params", "dataset_dir", "datalist", "output_root", "bundle_root") if k not in info]
+    if missing or not isinstance(info["params"], dict):
+        raise ConfigError(f"{source} is not a complete run record (it lacks {missing or ['params as a mapping']}): "
+                          "the run cannot be resumed from it")
     recorded = {k: v for k, v in info.get("settings", {}).items() if k in _RESUMABLE_SETTINGS}
     # run.json is data (a run folder may come from anyone): nothing in it may become a MONAI expression
     overrides = data_overrides({

@@ -21,7 +21,7 @@ import torch.distributed as dist
 from ignite.engine import Engine, Events
 
 from ..errors import ConfigError, StorageError
-from ..tracking.atomic_write import write_atomically
+from ..tracking.atomic_write import temporary_path, write_atomically
 from ..tracking.run_folder import (
     BEST_MODEL, FINISHED_AT, LAST_CHECKPOINT, is_finished, load_checkpoint, read_run_info, update_run_info,
 )
@@ -209,6 +209,9 @@ class RunCheckpointer:
         if self.resume_path:
             self.restore(engine)
         self.write_run_info(engine)
+        if _is_rank0():  # what a process killed mid-write left (a failed write removes its own)
+            for name in (LAST_CHECKPOINT, BEST_MODEL):
+                temporary_path(self.output_dir / name).unlink(missing_ok=True)
 
     def check_resume(self) -> None:
         """Refuse to continue a run with other hyper-parameters (it must be the run it continues), or an untracked

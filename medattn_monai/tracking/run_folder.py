@@ -32,7 +32,8 @@ from .atomic_write import storage_error, write_atomically
 from .store import mask_secrets
 
 __all__ = [
-    "BEST_MODEL", "FINISHED_AT", "LAST_CHECKPOINT", "RUN_INFO", "RunLocation", "check_classes", "find_run_dir",
+    "BEST_MODEL", "FINISHED_AT", "LAST_CHECKPOINT", "RUN_INFO", "RunLocation", "check_classes", "damaged_file",
+    "find_run_dir",
     "is_finished", "latest_run_dir", "load_checkpoint", "load_network", "locate_run", "mlflow_record",
     "output_dir_for", "read_run_info", "recorded_best_value", "resolve_run_dir", "resume_checkpoint",
     "unreadable_checkpoint", "update_run_info",
@@ -93,12 +94,20 @@ def resume_checkpoint(resume_from: str | None) -> str | None:
     path = Path(resume_from) / LAST_CHECKPOINT
     if not path.is_file():
         return None
-    try:  # a torch checkpoint is a zip file whose index is at its end: a truncated one is found here, in no time
-        with zipfile.ZipFile(path):
-            pass
-    except (OSError, zipfile.BadZipFile) as e:
-        raise unreadable_checkpoint(path, e) from None
+    problem = damaged_file(path)
+    if problem:
+        raise unreadable_checkpoint(path, ValueError(problem))
     return str(path)
+
+
+def damaged_file(path: str | Path) -> str | None:
+    """Why a ``torch.save`` file cannot be loaded, found without loading it (None when it looks whole): it is a zip
+    file whose index is at its end, so a truncated or overwritten one is told in no time."""
+    try:
+        with zipfile.ZipFile(path):
+            return None
+    except (OSError, zipfile.BadZipFile) as e:
+        return str(e)
 
 
 def unreadable_checkpoint(path: str | Path, error: BaseException) -> ConfigError:
