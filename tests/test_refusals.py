@@ -118,3 +118,26 @@ def test_a_run_finished_again_drops_its_error_tag_and_logs_best_once(trained_run
     assert "error" not in record.data.tags
     for key in ("best_val_bacc", "best_epoch"):
         assert len(run.client.get_metric_history(run.run_id, key)) == 1, key
+
+
+def test_a_run_being_trained_by_another_process_is_refused(trained_run, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    run = copy_of(trained_run, tmp_path)
+    _fail(run)
+    before = state(run)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from medattn_monai.tracking.run_folder import lock_run_folder; "
+         "lock = lock_run_folder(sys.argv[1]); print('held', flush=True); time.sleep(120)", str(run.run_dir)],
+        stdout=subprocess.PIPE, text=True, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        _refused(["resume", str(run.run_dir)], capsys, f"is being trained by pid {holder.pid}")
+    finally:
+        holder.kill()
+        holder.wait()
+    (run.run_dir / ".training.lock").unlink()  # what the SIGKILLed holder left; the next training takes it over
+    assert state(run) == before

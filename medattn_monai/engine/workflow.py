@@ -13,7 +13,10 @@ from typing import Any, Sequence
 
 from ..errors import ConfigError
 from ..tracking.mlflow_runs import open_client, resumable_run
-from ..tracking.run_folder import FINISHED_AT, RUN_INFO, find_run_dir, is_finished, read_run_info, resume_checkpoint
+from ..tracking.run_folder import (
+    FINISHED_AT, RUN_INFO, find_run_dir, is_finished, lock_run_folder, read_run_info, resume_checkpoint,
+    unlock_run_folder,
+)
 from ..tracking.store import remember_uri, unmask_uri
 from .bundles import DEFAULT_BUNDLE, apply_overrides, bundle_configs, data_overrides, locate_bundle
 
@@ -112,6 +115,7 @@ def _refuse_early(run_dir: str, info: dict[str, Any], tracking_uri: str | None) 
     """What the bundle's handlers would refuse at the start of training (a FINISHED run, an unreadable checkpoint),
     refused before its data are loaded, and without touching the run."""
     resume_checkpoint(run_dir)
+    unlock_run_folder(lock_run_folder(run_dir))  # refused now if another process is training it
     if info.get("run_id") and tracking_uri:
         resumable_run(open_client(tracking_uri), info["run_id"])
     elif is_finished(info):

@@ -31,7 +31,7 @@ from ..tracking.mlflow_runs import (
     create_run, end_run, final_status, is_pruned, log_metrics, log_params_once, open_client, refuse_taken_name,
     reopen_run, resumable_run, store_fault, stringify,
 )
-from ..tracking.run_folder import RUN_INFO, read_run_info, update_run_info
+from ..tracking.run_folder import RUN_INFO, lock_run_folder, read_run_info, unlock_run_folder, update_run_info
 from ..tracking.store import mask_secrets, resolve_tracking_uri
 from ..tracking.tags import logged_params
 from .checkpoint import RunHistory
@@ -106,6 +106,7 @@ class MLflowTracker:
         self.run_id: str | None = None  # set once the run is created or reopened: only then is it ours to mark
         self._resume_id: str | None = None
         self._new_folder = False  # the run folder did not exist before this training
+        self._lock: Any = None  # held from the start checks to the end of the training (lock_run_folder)
         self._logged: set[tuple[str, int]] = set()
 
     def attach(self, engine: Engine) -> None:
@@ -135,6 +136,7 @@ class MLflowTracker:
             self._resume_id = info["run_id"]
         else:
             refuse_taken_name(client, self.experiment_name, self.run_name)
+        self._lock = lock_run_folder(self.output_dir)  # one process trains into a run folder at a time
         self.client = client
         # registered now, not in attach(): these run after every other handler of their event (validation,
         # checkpoint writing), so the metrics and files they record are complete
@@ -197,6 +199,7 @@ class MLflowTracker:
         if "error" in self.client.get_run(self.run_id).data.tags:
             self.client.delete_tag(self.run_id, "error")
         end_run(self.client, self.run_id, final_status(), self._artifacts())
+        unlock_run_folder(self._lock)
         logger.info("MLflow run %s FINISHED (%s)", self.run_name, self.run_id)
 
     def _remove_unused_folder(self) -> None:
@@ -222,7 +225,8 @@ class MLflowTracker:
                 end_run(self.client, self.run_id, status, self._artifacts())
             except Exception as log_error:  # noqa: BLE001 - the original error matters more
                 logger.warning("could not mark MLflow run %s %s: %s", self.run_id, status, mask_secrets(str(log_error)))
-        else:
+        unlock_run_folder(self._lock)
+        if self.run_id is None:
             self._remove_unused_folder()
         err = find_medattn_error(e)
         if err is not None:  # one clear line, not the DataLoader worker's traceback
