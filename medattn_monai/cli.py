@@ -80,6 +80,17 @@ def _unknown_flags(component: Any, args: list[str]) -> list[str]:
     return unknown
 
 
+def _fault(error: BaseException, args: list[str]) -> Any:
+    """A one-line error for a fault of the machine rather than of the code: a file that cannot be used, or a store
+    that cannot be written (named when ``--tracking_uri`` names it); None for anything else."""
+    from .errors import file_system_error
+    from .tracking.mlflow_runs import store_fault
+
+    uri = next((a.split("=", 1)[1] if "=" in a else (args[i + 1] if i + 1 < len(args) else None)
+                for i, a in enumerate(args) if a.split("=", 1)[0] in ("--tracking_uri", "--tracking-uri")), None)
+    return file_system_error(error) or store_fault(uri, error)
+
+
 def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
     lines = ["usage: medattn COMMAND [ARGS] [--help]", "", "commands:"]
@@ -101,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import fire
 
-    from .errors import error_message, file_system_error, find_medattn_error
+    from .errors import error_message, find_medattn_error
     from .tracking.store import mask_log_records, mask_secrets
 
     mask_log_records()
@@ -121,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     except fire.core.FireExit as e:
         return int(e.code or 0)
     except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - project errors: one line; others: a traceback
-        err = find_medattn_error(e) or (None if os.environ.get("MEDATTN_TRACEBACK") else file_system_error(e))
+        err = find_medattn_error(e) or (None if os.environ.get("MEDATTN_TRACEBACK") else _fault(e, args))
         if err is None and isinstance(e, KeyboardInterrupt):
             raise
         if err is None:  # a library's error or a bug: its traceback, without the password of any URI in it

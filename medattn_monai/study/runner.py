@@ -246,6 +246,9 @@ def study(config: str | None = None, demo: bool = False, out: str | None = None,
         raw = read_study_file(config)
     raw = {**raw, **changes, **({"out": out} if out else {})}
     cfg = StudyConfig.from_dict(raw, source=str(config or "the demo study"))
+    for folder in (cfg.out, cfg.output_root):  # found now, not after hours of training
+        if any(p.exists() and not p.is_dir() for p in (Path(folder), *Path(folder).parents)):
+            raise ConfigError(f"{folder} cannot be the study's folder: it or a folder above it is a file")
     plans = plans_of(cfg)
     runner_storage = cfg.storage or default_storage(cfg.output_root)
     print(f"study {cfg.name}: {len(plans)} cells × {len(cfg.seeds)} seeds "

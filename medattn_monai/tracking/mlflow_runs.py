@@ -53,19 +53,23 @@ def open_client(tracking_uri: str | None = None):  # noqa: ANN201 - mlflow is im
 
 
 def store_fault(tracking_uri: str | None, error: BaseException) -> StorageError | None:
-    """A one-line error naming the store (its password masked) when ``error`` (or an error it wraps) says the store
-    cannot be written (full disk, read-only file or folder); None for any other error."""
-    seen: set[int] = set()
+    """A one-line error naming the store ``tracking_uri`` (its password masked; None: not known, not named) when
+    ``error`` is MLflow's or its database's (or wraps one) and says the store cannot be written (full disk,
+    read-only file or folder); None otherwise."""
+    chain: list[BaseException] = []
     current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        text = str(current)
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    if not any(type(e).__module__.split(".")[0] in ("mlflow", "sqlalchemy", "sqlite3") for e in chain):
+        return None
+    for e in chain:
+        text = str(e)
         match = next((fault for fault in _STORE_FAULTS if fault in text.lower()), None)
         if match is not None:
             line = next((ln for ln in text.splitlines() if match in ln.lower()), text)
-            return StorageError(mask_secrets(f"cannot write to the MLflow store {resolve_tracking_uri(tracking_uri)}: "
-                                             f"{' '.join(line.split())[:300]}"))
-        current = current.__cause__ or current.__context__
+            store = f"the MLflow store {tracking_uri}" if tracking_uri else "the MLflow store"
+            return StorageError(mask_secrets(f"cannot write to {store}: {' '.join(line.split())[:300]}"))
     return None
 
 
