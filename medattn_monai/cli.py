@@ -133,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - project errors: one line; others: a traceback
         err = find_medattn_error(e) or (None if os.environ.get("MEDATTN_TRACEBACK") else _fault(e, args))
-        if err is None and isinstance(e, KeyboardInterrupt):
-            raise
+        if err is None and isinstance(e, KeyboardInterrupt):  # Ctrl-C: the user knows why; a run it ended is KILLED
+            hint = ("; the training run it was recording is marked KILLED: `medattn resume <run folder>` continues it"
+                    if name in ("train", "resume", "search", "study") else "")
+            print(f"medattn: interrupted: medattn {name} stopped{hint}", file=sys.stderr)
+            return 130
         if err is None:  # a library's error or a bug: its traceback, without the password of any URI in it
             print(mask_secrets("".join(traceback.format_exception(e))).rstrip(), file=sys.stderr)
             return 1
