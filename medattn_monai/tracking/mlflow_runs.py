@@ -156,10 +156,10 @@ def resumable_run(client: Any, run_id: str) -> Any:
     return run
 
 
-def reopen_run(client: Any, run_id: str) -> Any:
+def reopen_run(client: Any, run_id: str, finished_too: bool = False) -> Any:
     """Mark an interrupted (RUNNING, FAILED or KILLED) run RUNNING again and return it; a FINISHED one is refused
-    (:func:`resumable_run`) unchanged."""
-    run = resumable_run(client, run_id)
+    (:func:`resumable_run`) unchanged, unless ``finished_too`` (a search's parent run topped up with more trials)."""
+    run = client.get_run(run_id) if finished_too else resumable_run(client, run_id)
     client.update_run(run_id, status="RUNNING")
     return run
 
