@@ -26,7 +26,7 @@ import pandas as pd
 from ..engine.bundles import data_overrides
 from ..engine.launch import release_memory, resume_training, run_training
 from ..engine.workflow import evaluate
-from ..errors import ConfigError, MedattnError, error_message, find_medattn_error
+from ..errors import ConfigError, MedattnError, StorageError, error_message, find_medattn_error
 from ..explain.maps_command import explain
 from ..search.search import SearchResult, search
 from ..search.storage import default_storage, open_storage
@@ -148,6 +148,8 @@ class _Runner:
                 except KeyboardInterrupt:
                     raise
                 except Exception as e:  # noqa: BLE001 - a failed run is retried, then reported
+                    if isinstance(find_medattn_error(e), StorageError):  # a full disk fails every run: stop here
+                        raise
                     err = find_medattn_error(e) or e
                     errors.append(mask_secrets(f"{type(err).__name__}: {error_message(err)}"))
                     logger.warning("%s seed %d failed (attempt %d of %d): %s", plan.label, seed, attempt + 1,

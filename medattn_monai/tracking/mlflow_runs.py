@@ -1,7 +1,8 @@
 """Opening, reattaching and closing MLflow runs with the project's store and status rules.
 
 Status rules (one function, :func:`final_status`): a run that ends normally is FINISHED; an exception ends it
-FAILED; Ctrl-C, or a search trial stopped by its pruner (Optuna's ``TrialPruned``), ends it KILLED.
+FAILED; Ctrl-C, a search trial stopped by its pruner (Optuna's ``TrialPruned``), or a full disk or read-only
+folder (``StorageError``: the machine, not the run) ends it KILLED, which ``medattn resume`` continues.
 """
 
 from __future__ import annotations
@@ -221,10 +222,15 @@ def is_pruned(e: BaseException) -> bool:
 
 
 def final_status(error: BaseException | None = None) -> str:
-    """The status a run ends with: FINISHED without ``error``, KILLED for Ctrl-C or a pruned trial, else FAILED."""
+    """The status a run ends with: FINISHED without ``error``; KILLED for Ctrl-C, a pruned trial, or a machine that
+    could not store the run's files (a full disk: :class:`~medattn_monai.errors.StorageError`), which interrupt a
+    healthy run that ``medattn resume`` (or the study) continues; else FAILED."""
+    from ..errors import find_cause
+
     if error is None:
         return "FINISHED"
-    return "KILLED" if isinstance(error, KeyboardInterrupt) or is_pruned(error) else "FAILED"
+    interrupted = isinstance(error, KeyboardInterrupt) or is_pruned(error) or find_cause(error, StorageError)
+    return "KILLED" if interrupted else "FAILED"
 
 
 def end_run(client: Any, run_id: str, status: str, artifacts: Iterable[Any] = ()) -> None:
