@@ -41,19 +41,28 @@ __all__ = ["MLflowTracker", "detach_foreign_mlflow_handlers"]
 logger = logging.getLogger(__name__)
 
 
+def _ignored(*args: Any, **kwargs: Any) -> None:
+    """What a detached handler's place in an engine's handler list calls."""
+
+
 def detach_foreign_mlflow_handlers(engine: Engine, keep: object) -> int:
-    """Remove every MONAI ``MLFlowHandler`` method from ``engine`` except ``keep``'s; returns how many."""
+    """Disable every MONAI ``MLFlowHandler`` method of ``engine`` except ``keep``'s; returns how many.
+
+    Each is replaced in its place by a no-op, in the handler list itself: Ignite's ``remove_event_handler`` builds
+    a new list, so an event being fired (``STARTED``, which this is called from) would still call the handler
+    behind ours, and MONAI's would create a run of our run's name before the tracker opens it.
+    """
     from monai.handlers import MLFlowHandler
 
-    removed = 0
-    # Ignite keeps handlers in Engine._event_handlers (no public listing); removal itself is public API
-    for event, entries in list(engine._event_handlers.items()):
-        for handler, _, _ in list(entries):
+    disabled = 0
+    # Ignite keeps handlers in Engine._event_handlers as (handler, args, kwargs) lists (no public way to edit them)
+    for entries in engine._event_handlers.values():
+        for i, (handler, args, kwargs) in enumerate(entries):
             owner = getattr(handler, "__self__", None)
             if isinstance(owner, MLFlowHandler) and owner is not keep:
-                engine.remove_event_handler(handler, event)
-                removed += 1
-    return removed
+                entries[i] = (_ignored, args, kwargs)
+                disabled += 1
+    return disabled
 
 
 def _store_writes(method: Callable[..., Any]) -> Callable[..., Any]:
