@@ -141,3 +141,12 @@ def test_a_run_being_trained_by_another_process_is_refused(trained_run, tmp_path
         holder.wait()
     (run.run_dir / ".training.lock").unlink()  # what the SIGKILLed holder left; the next training takes it over
     assert state(run) == before
+
+
+def test_a_new_training_never_writes_into_another_runs_folder(trained_run, tmp_path, capsys):
+    run = copy_of(trained_run, tmp_path)
+    before = state(run)
+    # untracked: no MLflow name check stands in the way, the folder check does
+    args = _train_args(trained_run, run, resume_from="null", run_name=run.run_dir.name, log_mlflow="false")
+    _refused(args, capsys, f"{run.run_dir} already holds run {run.run_dir.name!r}")
+    assert state(run) == before

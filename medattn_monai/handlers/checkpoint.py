@@ -23,7 +23,7 @@ from ignite.engine import Engine, Events
 from ..errors import ConfigError, StorageError
 from ..tracking.atomic_write import temporary_path, write_atomically
 from ..tracking.run_folder import (
-    BEST_MODEL, FINISHED_AT, LAST_CHECKPOINT, is_finished, load_checkpoint, read_run_info, update_run_info,
+    BEST_MODEL, FINISHED_AT, LAST_CHECKPOINT, RUN_INFO, is_finished, load_checkpoint, read_run_info, update_run_info,
 )
 
 __all__ = ["RunHistory", "RunCheckpointer", "unwrap_model", "usable_cores"]
@@ -206,6 +206,10 @@ class RunCheckpointer:
         a refused resume leaves the run folder as it was."""
         if self.resume:
             self.check_resume()
+        elif (self.output_dir / RUN_INFO).is_file():  # another run's folder: a new training would overwrite its files
+            other = read_run_info(self.output_dir).get("run_name", self.output_dir.name)
+            raise ConfigError(f"{self.output_dir} already holds run {other!r}: resume it (`medattn resume "
+                              f"{self.output_dir}`) or choose another run_name; nothing was written")
         if self.resume_path:
             self.restore(engine)
         self.write_run_info(engine)
