@@ -194,3 +194,57 @@ def test_an_unknown_flag_runs_nothing(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert code == 2 and "--root" in err and "Traceback" not in err
     assert not any(tmp_path.iterdir()), "nothing was written with the defaults"
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("val_interval", 0, "val_interval must be at least 1"), ("num_workers", -3, "num_workers must be at least 0"),
+    ("val_batch_size", 0, "val_batch_size must be at least 1"),
+    ("cache_budget", 2, "cache_budget must be between 0.01 and 1.0"),
+])
+def test_out_of_range_run_settings_name_the_key(key, value, message):
+    from medattn_monai.engine.config_keys import coerce
+
+    with pytest.raises(ConfigError, match=message):
+        coerce(key, value)
+
+
+def test_a_negative_weight_decay_is_refused():
+    import torch
+
+    from medattn_monai.engine.training_setup import make_optimizer
+
+    with pytest.raises(ConfigError, match="bad value for weight_decay: -1"):
+        make_optimizer(torch.nn.Linear(2, 2), 0.001, -1)
+
+
+def test_a_study_whose_out_is_a_file_is_refused_before_it_trains(tmp_path, capsys):
+    out = tmp_path / "summary.txt"
+    out.write_text("mine")
+    code = main(["study", "--demo", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{out} cannot be the study's folder" in err and out.read_text() == "mine"
+
+
+def test_ctrl_c_is_one_line(monkeypatch, capsys):
+    import medattn_monai.networks.summary as summary
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(summary, "print_model_table", interrupted)
+    assert main(["models"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "medattn: interrupted: medattn models stopped"
+
+
+def test_only_a_search_parent_may_reopen_a_finished_run(demo_data, tmp_path):
+    from medattn_monai.tracking.mlflow_runs import create_run, open_client, reopen_run
+
+    client = open_client(fresh_store(demo_data, tmp_path))
+    run_id = create_run(client, "search", "parent", {})
+    client.set_terminated(run_id, "FINISHED")
+    with pytest.raises(ConfigError, match="already FINISHED: nothing to resume"):
+        reopen_run(client, run_id)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    reopen_run(client, run_id, finished_too=True)  # a finished search topped up with more trials
+    assert client.get_run(run_id).info.status == "RUNNING"

@@ -150,3 +150,12 @@ def test_a_new_training_never_writes_into_another_runs_folder(trained_run, tmp_p
     args = _train_args(trained_run, run, resume_from="null", run_name=run.run_dir.name, log_mlflow="false")
     _refused(args, capsys, f"{run.run_dir} already holds run {run.run_dir.name!r}")
     assert state(run) == before
+
+
+def test_a_truncated_model_is_named_by_evaluate(trained_run, tmp_path, capsys):
+    run = copy_of(trained_run, tmp_path)
+    model = run.run_dir / "model.pt"
+    model.write_bytes(model.read_bytes()[:1000])
+    before = state(run)
+    _refused(["evaluate", str(run.run_dir)], capsys, f"{model} is truncated or corrupt")
+    assert state(run) == before
