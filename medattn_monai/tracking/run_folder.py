@@ -105,8 +105,8 @@ def lock_run_folder(run_dir: str | Path) -> Any:
         lock.truncate()
         lock.write(f"pid {os.getpid()} on {socket.gethostname()}")
         lock.flush()
-    except OSError as e:
-        raise storage_error(path, e) from None
+    except OSError as e:  # the folder cannot be written: named, not its hidden lock file
+        raise storage_error(run_dir, e) from None
     return lock
 
 
