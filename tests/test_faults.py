@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,8 +14,8 @@ from urllib.parse import unquote, urlparse
 
 import mlflow
 import pytest
-
 from conftest import REPO, fresh_store, train_overrides
+
 from medattn_monai.cli import main
 from medattn_monai.errors import ConfigError, StorageError
 
@@ -25,7 +24,7 @@ _MB = 1 << 20
 
 def _mount(args: list[str]) -> bool:
     return sys.platform.startswith("linux") and os.geteuid() == 0 and subprocess.run(
-        ["mount", *args], capture_output=True).returncode == 0
+        ["mount", *args], capture_output=True, check=False).returncode == 0
 
 
 @pytest.fixture
@@ -54,7 +53,7 @@ def test_a_full_disk_ends_in_one_line_and_leaves_no_temporary_file(demo_data, sm
     overrides = train_overrides(demo_data, tmp_path, epochs=1, output_root=str(folder / "runs"))
     proc = subprocess.run([sys.executable, "-m", "medattn_monai.cli", "train"]
                           + [f"--{k}={v}" for k, v in overrides.items()],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=600, preexec_fn=limit,
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600, preexec_fn=limit, check=False,
                           env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
     last = proc.stderr.strip().splitlines()[-1]
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
@@ -185,7 +184,8 @@ def test_a_study_config_that_does_not_parse_is_one_line(tmp_path, capsys, text, 
     code = main(["study", "--config", str(path)])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
-    assert err.strip().splitlines()[-1].startswith("medattn: error: ") and message in err.replace(str(tmp_path) + "/", "")
+    assert err.strip().splitlines()[-1].startswith("medattn: error: ")
+    assert message in err.replace(str(tmp_path) + "/", "")
 
 
 def test_an_unknown_flag_runs_nothing(tmp_path, capsys, monkeypatch):
@@ -226,7 +226,7 @@ def test_a_study_whose_out_is_a_file_is_refused_before_it_trains(tmp_path, capsy
 
 
 def test_ctrl_c_is_one_line(monkeypatch, capsys):
-    import medattn_monai.networks.summary as summary
+    from medattn_monai.networks import summary
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

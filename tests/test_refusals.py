@@ -7,6 +7,7 @@ Each test damages a copy of the shared ``trained_run`` (its folder and its MLflo
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -129,10 +130,10 @@ def test_a_run_being_trained_by_another_process_is_refused(trained_run, tmp_path
     run = copy_of(trained_run, tmp_path)
     _fail(run)
     before = state(run)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from medattn_monai.tracking.run_folder import lock_run_folder; "
-         "lock = lock_run_folder(sys.argv[1]); print('held', flush=True); time.sleep(120)", str(run.run_dir)],
-        stdout=subprocess.PIPE, text=True, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    hold = ("import sys, time; from medattn_monai.tracking.run_folder import lock_run_folder; "
+            "lock = lock_run_folder(sys.argv[1]); print('held', flush=True); time.sleep(120)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(run.run_dir)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         assert holder.stdout.readline().strip() == "held"
         _refused(["resume", str(run.run_dir)], capsys, f"is being trained by pid {holder.pid}")
