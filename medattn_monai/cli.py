@@ -10,6 +10,7 @@ from its source without importing it (:mod:`medattn_monai.cli_help`). The same f
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 from typing import Any
@@ -57,6 +58,42 @@ def _serialize(result: Any) -> Any:
     return result if isinstance(result, (str, int, float)) else None
 
 
+def _unknown_flags(component: Any, args: list[str]) -> list[str]:
+    """The ``--flags`` of ``args`` that the command's function does not take (none if it takes ``**overrides``).
+
+    Fire calls the function with the flags it knows and only then complains about the rest, so a misspelt flag
+    would first run the command with that argument's default (``demo-data --root x`` writing ``demo_data/``).
+    """
+    import inspect
+
+    if isinstance(component, dict):  # a command group: the first argument names the command
+        if not args or args[0] not in component:
+            return []
+        component, args = component[args[0]], args[1:]
+    params = inspect.signature(component).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return []
+    unknown = []
+    for arg in args:
+        if arg == "--":
+            break
+        name = arg[2:].split("=", 1)[0].replace("-", "_") if arg.startswith("--") else None
+        if name and name not in params and not (name.startswith("no") and name[2:] in params):
+            unknown.append(arg.split("=", 1)[0])
+    return unknown
+
+
+def _fault(error: BaseException, args: list[str]) -> Any:
+    """A one-line error for a fault of the machine rather than of the code: a file that cannot be used, or a store
+    that cannot be written (named when ``--tracking_uri`` names it); None for anything else."""
+    from .errors import file_system_error
+    from .tracking.mlflow_runs import store_fault
+
+    uri = next((a.split("=", 1)[1] if "=" in a else (args[i + 1] if i + 1 < len(args) else None)
+                for i, a in enumerate(args) if a.split("=", 1)[0] in ("--tracking_uri", "--tracking-uri")), None)
+    return file_system_error(error) or store_fault(uri, error)
+
+
 def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
     lines = ["usage: medattn COMMAND [ARGS] [--help]", "", "commands:"]
@@ -96,14 +133,22 @@ def main(argv: list[str] | None = None) -> int:
         args = [a for a in args if a not in ("--help", "-h")] + ["--", "--help"]
     else:
         component = _load(COMMANDS[name][0])
+        unknown = _unknown_flags(component, args)
+        if unknown:
+            print(f"medattn: error: medattn {name} has no flag {', '.join(unknown)} (nothing was done); "
+                  f"`medattn {name} --help` lists its flags", file=sys.stderr)
+            return 2
     try:
         fire.Fire(component, command=args, name=f"medattn {name}", serialize=_serialize)
     except fire.core.FireExit as e:
         return int(e.code or 0)
     except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - project errors: one line; others: a traceback
-        err = find_medattn_error(e)
-        if err is None and isinstance(e, KeyboardInterrupt):
-            raise
+        err = find_medattn_error(e) or (None if os.environ.get("MEDATTN_TRACEBACK") else _fault(e, args))
+        if err is None and isinstance(e, KeyboardInterrupt):  # Ctrl-C: the user knows why; a run it ended is KILLED
+            hint = ("; the training run it was recording is marked KILLED: `medattn resume <run folder>` continues it"
+                    if name in ("train", "resume", "search", "study") else "")
+            print(f"medattn: interrupted: medattn {name} stopped{hint}", file=sys.stderr)
+            return 130
         if err is None:  # a library's error or a bug: its traceback, without the password of any URI in it
             print(mask_secrets("".join(traceback.format_exception(e))).rstrip(), file=sys.stderr)
             return 1

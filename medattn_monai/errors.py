@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["MedattnError", "DataError", "ConfigError", "install_excepthook", "find_cause", "find_medattn_error",
-           "error_message"]
+__all__ = ["MedattnError", "DataError", "ConfigError", "StorageError", "install_excepthook", "find_cause",
+           "find_medattn_error", "error_message", "file_system_error"]
 
 
 class MedattnError(Exception):
@@ -26,6 +26,15 @@ class DataError(MedattnError):
 
 class ConfigError(MedattnError):
     """Bad configuration: an unknown key, a value out of range, an inconsistent combination."""
+
+
+class StorageError(MedattnError):
+    """A place the command must write to cannot take it: a full disk, a read-only folder or store, a file too large.
+
+    Not the user's input, so not exit status 2; the message names the place and what was left as it was.
+    """
+
+    exit_code = 1
 
 
 def find_cause(exc: BaseException | None, kind: type | tuple[type, ...]) -> BaseException | None:
@@ -43,6 +52,15 @@ def find_cause(exc: BaseException | None, kind: type | tuple[type, ...]) -> Base
 def find_medattn_error(exc: BaseException | None) -> MedattnError | None:
     """Return the first :class:`MedattnError` in ``exc``'s cause/context chain."""
     return find_cause(exc, MedattnError)  # type: ignore[return-value]
+
+
+def file_system_error(exc: BaseException | None) -> StorageError | None:
+    """A :class:`StorageError` for an ``OSError`` naming a file (a folder that cannot be created, a file that cannot
+    be read or written) in ``exc``'s chain: the file and the system's reason are the whole story for the user."""
+    err = find_cause(exc, OSError)
+    if err is None or not getattr(err, "filename", None) or not err.strerror:
+        return None
+    return StorageError(f"cannot use {err.filename}: {err.strerror}")
 
 
 def error_message(err: BaseException) -> str:

@@ -78,10 +78,12 @@ def test_checkpoint_writes_in_line_or_in_background(tmp_path):
     ckpt = _checkpointer(tmp_path, background=False)
     ckpt._write([({"epoch": 1}, tmp_path / "a.pt")])
     assert ckpt._writer is None and torch.load(tmp_path / "a.pt") == {"epoch": 1}
-    # in the background: a failed write surfaces in the training thread at the next wait
+    # in the background: a failed write surfaces in the training thread at the next wait, naming the file
+    from medattn_monai.errors import StorageError
+
     ckpt = _checkpointer(tmp_path, background=True)
     ckpt._write([({"epoch": 1}, tmp_path / "missing" / "b.pt")])
-    with pytest.raises(RuntimeError, match="missing"):
+    with pytest.raises(StorageError, match="cannot write .*missing/b.pt"):
         ckpt.wait()
 
 

@@ -42,6 +42,13 @@ KEY_TYPES: dict[str, str] = {
     "input_split": "str", "inference_output_dir": "str",
 }
 
+# (least, greatest) values of numeric keys whose out-of-range values would fail deep inside Ignite or PyTorch, or
+# (cache_budget) let a RAM cache outgrow the machine
+_BOUNDS: dict[str, tuple[float, float | None]] = {
+    "val_interval": (1, None), "val_batch_size": (1, None), "num_workers": (0, None),
+    "max_samples_per_split": (1, None), "cache_budget": (0.01, 1.0),
+}
+
 BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 _NULL_WORDS = ("null", "none")
 
@@ -130,9 +137,15 @@ def coerce(key: str, value: Any, source: str = "") -> Any:
         # "auto" first, so that "auto|bool" keeps "auto"; "str" last, so that "list|int|str" keeps 3 an integer
         for option in sorted((o for o in options if o != "null"), key=lambda o: (o != "auto", o == "str")):
             try:
-                return _CONVERTERS[option](value)
+                converted = _CONVERTERS[option](value)
             except ValueError:
                 continue
+            low, high = _BOUNDS.get(key, (None, None))
+            if type(converted) in (int, float) and low is not None and not low <= converted <= (high or converted):
+                where = f" in {source}" if source else ""
+                wanted = f"between {low} and {high}" if high is not None else f"at least {low}"
+                raise ConfigError(f"{key} must be {wanted}, got {value!r}{where}")
+            return converted
     wanted = " or ".join(_DESCRIBED[o] for o in options)
     where = f" in {source}" if source else ""
     raise ConfigError(f"{key} must be {wanted}, got {value!r}{where}")

@@ -22,7 +22,7 @@ from ..data.loader import make_dataloader
 from ..data.transforms import NIFTI_SUFFIXES
 from ..errors import ConfigError, DataError
 from ..handlers.predictions import PredictionWriter
-from ..tracking.run_folder import BEST_MODEL, check_classes, read_run_info
+from ..tracking.run_folder import BEST_MODEL, check_classes, damaged_file, read_run_info
 
 __all__ = ["IMAGE_SUFFIXES", "ReadableInferer", "evaluate_splits", "evaluation_step", "inference_items", "run_datalist",
            "split_loaders"]
@@ -59,6 +59,10 @@ def evaluate_splits(evaluator: Any, writer: PredictionWriter, loaders: Mapping[s
     """
     if not (Path(run_dir) / BEST_MODEL).is_file():
         raise ConfigError(f"run folder {run_dir} has no {BEST_MODEL}: was the training interrupted before epoch 1?")
+    problem = damaged_file(Path(run_dir) / BEST_MODEL)
+    if problem:
+        raise ConfigError(f"{Path(run_dir) / BEST_MODEL} is truncated or corrupt ({problem}): put back an intact copy "
+                          "(e.g. the run's MLflow artifact) or train the run again")
     for split, loader in loaders.items():
         writer.split = split
         evaluator.data_loader = loader
@@ -83,12 +87,18 @@ def evaluation_step(client: Any, run_id: str, keys: Sequence[str]) -> int:
 
 
 def _log_to_run(info: Mapping[str, Any], writer: PredictionWriter) -> None:
-    from ..tracking.mlflow_runs import log_artifact, log_metrics, open_client
+    from ..tracking.mlflow_runs import log_artifact, log_metrics, open_client, store_fault
 
     client = open_client(info.get("tracking_uri"))
     metrics = {k: v for split in writer.results.values() for k, v in split.items()}
     step = evaluation_step(client, info["run_id"], list(metrics))
-    log_metrics(client, info["run_id"], metrics, step=step)
+    try:
+        log_metrics(client, info["run_id"], metrics, step=step)
+    except Exception as e:  # noqa: BLE001 - a store that cannot be written is named; anything else propagates
+        fault = store_fault(info.get("tracking_uri"), e)
+        if fault is None:
+            raise
+        raise type(fault)(f"{fault}; the predictions are in {writer.output_dir}") from None
     logger.info("evaluation %d of run %s logged into its MLflow run %s", step, info.get("run_name"), info["run_id"])
     for path in writer.files:
         log_artifact(client, info["run_id"], path, artifact_path="eval")

@@ -22,6 +22,8 @@ def make_optimizer(network: torch.nn.Module, learning_rate: float, weight_decay:
     Decaying γ (initialised to 0) would pull every attention variant back towards its plain CNN. A module may
     name more parameters to exempt with a timm-style ``no_weight_decay()`` returning parameter names.
     """
+    if not isinstance(weight_decay, (int, float)) or isinstance(weight_decay, bool) or not weight_decay >= 0:
+        raise ConfigError(f"bad value for weight_decay: {weight_decay!r} (AdamW's decay is 0 or more)")
     exempt: set[str] = set()
     for prefix, module in network.named_modules():
         names = getattr(module, "no_weight_decay", None)

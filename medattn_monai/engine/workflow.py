@@ -13,7 +13,11 @@ from typing import Any, Sequence
 
 from ..console import apply_engine_logging
 from ..errors import ConfigError
-from ..tracking.run_folder import RUN_INFO, find_run_dir, read_run_info
+from ..tracking.mlflow_runs import open_client, resumable_run
+from ..tracking.run_folder import (
+    FINISHED_AT, RUN_INFO, find_run_dir, is_finished, lock_run_folder, read_run_info, resume_checkpoint,
+    unlock_run_folder,
+)
 from ..tracking.store import remember_uri, unmask_uri
 from .bundles import DEFAULT_BUNDLE, apply_overrides, bundle_configs, data_overrides, locate_bundle
 
@@ -85,6 +89,10 @@ def resume(run: str, output_root: str = "runs", tracking_uri: str | None = None,
     if bad:
         raise ConfigError(f"resume can change only {_RESUMABLE_SETTINGS}, not {bad}")
     source = str(Path(run_dir) / RUN_INFO)
+    missing = [k for k in ("params", "dataset_dir", "datalist", "output_root", "bundle_root") if k not in info]
+    if missing or not isinstance(info["params"], dict):
+        raise ConfigError(f"{source} is not a complete run record (it lacks {missing or ['params as a mapping']}): "
+                          "the run cannot be resumed from it")
     recorded = {k: v for k, v in info.get("settings", {}).items() if k in _RESUMABLE_SETTINGS}
     # run.json is data (a run folder may come from anyone): nothing in it may become a MONAI expression
     overrides = data_overrides({
@@ -98,10 +106,23 @@ def resume(run: str, output_root: str = "runs", tracking_uri: str | None = None,
     }, source)
     if "tracking_uri" in overrides:  # run.json has it without its password: the real one is given, or refused here
         overrides["tracking_uri"] = unmask_uri(overrides["tracking_uri"], given=tracking_uri)
+    _refuse_early(run_dir, info, overrides.get("tracking_uri"))
     overrides.update(settings, resume_from=os.path.abspath(run_dir))
     names = ["train.json"] + (["multi_gpu_train.json"] if multi_gpu else [])
     run_workflow(bundle_configs(recorded_bundle(info, source), *names), "train", **overrides)
     return run_dir
+
+
+def _refuse_early(run_dir: str, info: dict[str, Any], tracking_uri: str | None) -> None:
+    """What the bundle's handlers would refuse at the start of training (a FINISHED run, an unreadable checkpoint),
+    refused before its data are loaded, and without touching the run."""
+    resume_checkpoint(run_dir)
+    unlock_run_folder(lock_run_folder(run_dir))  # refused now if another process is training it
+    if info.get("run_id") and tracking_uri:
+        resumable_run(open_client(tracking_uri), info["run_id"])
+    elif is_finished(info):
+        raise ConfigError(f"{run_dir} finished its training at {info[FINISHED_AT]}: nothing to resume (the run is "
+                          "left as it was)")
 
 
 def recorded_bundle(info: dict[str, Any], source: str) -> str:

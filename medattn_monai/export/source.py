@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from ..tracking.mlflow_runs import open_client
+from ..tracking.mlflow_runs import filter_literal, open_client
 from ..tracking.run_folder import RUN_INFO, load_network, locate_run, mlflow_record, read_run_info
 
 __all__ = ["RunSource", "load_run", "select_run", "test_metrics"]
@@ -66,7 +66,7 @@ def select_run(dataset: str | None = None, backbone: str | None = None, attentio
         experiment_ids = [e.experiment_id for e in client.search_experiments()]
     wanted = {"dataset": dataset, "backbone": backbone, "attention": attention, "baseline": baseline}
     clauses = ["attributes.status = 'FINISHED'", "tags.run_type = 'train'"]
-    clauses += [f"tags.{key} = '{value}'" for key, value in wanted.items() if value is not None]
+    clauses += [f"tags.{key} = {filter_literal(value)}" for key, value in wanted.items() if value is not None]
     filter_string = " and ".join(clauses)
     candidates, token = [], None
     while experiment_ids:

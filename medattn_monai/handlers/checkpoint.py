@@ -20,8 +20,11 @@ import torch
 import torch.distributed as dist
 from ignite.engine import Engine, Events
 
-from ..errors import ConfigError
-from ..tracking.run_folder import BEST_MODEL, FINISHED_AT, LAST_CHECKPOINT, read_run_info, update_run_info
+from ..errors import ConfigError, StorageError
+from ..tracking.atomic_write import temporary_path, write_atomically
+from ..tracking.run_folder import (
+    BEST_MODEL, FINISHED_AT, LAST_CHECKPOINT, RUN_INFO, is_finished, load_checkpoint, read_run_info, update_run_info,
+)
 
 __all__ = ["RunHistory", "RunCheckpointer", "unwrap_model", "usable_cores"]
 
@@ -38,9 +41,14 @@ def unwrap_model(net: torch.nn.Module) -> torch.nn.Module:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` through a temporary file (:func:`write_atomically`): a failed write (a full disk) leaves the
+    previous file and no temporary one, and names the file and how to go on."""
+    try:
+        write_atomically(path, lambda f: torch.save(obj, f))
+    except StorageError as e:
+        kept = "the previous one is kept" if path.exists() else "nothing half-written is left"
+        raise StorageError(f"{e}; {kept}: make room, then `medattn resume {path.parent}` continues from the run's "
+                           "last checkpoint") from None
 
 
 def _snapshot(obj: Any) -> Any:
@@ -154,9 +162,7 @@ class RunCheckpointer:
 
     def attach(self, engine: Engine) -> None:
         self.trainer = engine
-        engine.add_event_handler(Events.STARTED, self.write_run_info)
-        if self.resume_path:
-            engine.add_event_handler(Events.STARTED, self.restore)
+        engine.add_event_handler(Events.STARTED, self.started)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self.epoch_completed)
         engine.add_event_handler(Events.COMPLETED, self.completed)
 
@@ -195,15 +201,38 @@ class RunCheckpointer:
         self._writer = threading.Thread(target=run, name="checkpoint-writer")
         self._writer.start()
 
-    def write_run_info(self, engine: Engine) -> None:
+    def started(self, engine: Engine) -> None:
+        """Check a resume (same hyper-parameters), restore its checkpoint, then write ``run.json``: in this order, so
+        a refused resume leaves the run folder as it was."""
         if self.resume:
-            recorded = read_run_info(self.output_dir).get("params", {})
-            wanted = self.run_info.get("params", {})
-            diff = {k: (recorded.get(k), wanted.get(k)) for k in set(recorded) | set(wanted)
-                    if recorded.get(k) != wanted.get(k)}
-            if diff:
-                listed = ", ".join(f"{k}: {a!r} (run) vs {b!r} (now)" for k, (a, b) in sorted(diff.items()))
-                raise ConfigError(f"cannot resume {self.output_dir} with other hyper-parameters: {listed}")
+            self.check_resume()
+        elif (self.output_dir / RUN_INFO).is_file():  # another run's folder: a new training would overwrite its files
+            other = read_run_info(self.output_dir).get("run_name", self.output_dir.name)
+            raise ConfigError(f"{self.output_dir} already holds run {other!r}: resume it (`medattn resume "
+                              f"{self.output_dir}`) or choose another run_name; nothing was written")
+        if self.resume_path:
+            self.restore(engine)
+        self.write_run_info(engine)
+        if _is_rank0():  # what a process killed mid-write left (a failed write removes its own)
+            for name in (LAST_CHECKPOINT, BEST_MODEL):
+                temporary_path(self.output_dir / name).unlink(missing_ok=True)
+
+    def check_resume(self) -> None:
+        """Refuse to continue a run with other hyper-parameters (it must be the run it continues), or an untracked
+        run whose training already finished (a tracked one: its MLflow status decides)."""
+        recorded_info = read_run_info(self.output_dir)
+        recorded = recorded_info.get("params", {})
+        wanted = self.run_info.get("params", {})
+        diff = {k: (recorded.get(k), wanted.get(k)) for k in set(recorded) | set(wanted)
+                if recorded.get(k) != wanted.get(k)}
+        if diff:
+            listed = ", ".join(f"{k}: {a!r} (run) vs {b!r} (now)" for k, (a, b) in sorted(diff.items()))
+            raise ConfigError(f"cannot resume {self.output_dir} with other hyper-parameters: {listed}")
+        if is_finished(recorded_info) and not recorded_info.get("run_id"):
+            raise ConfigError(f"{self.output_dir} finished its training at {recorded_info[FINISHED_AT]}: nothing to "
+                              "resume (the run is left as it was)")
+
+    def write_run_info(self, engine: Engine) -> None:
         if _is_rank0():  # not finished (again) until this training completes
             update_run_info(self.output_dir, {**self.run_info, FINISHED_AT: None})
 
@@ -218,7 +247,7 @@ class RunCheckpointer:
     def restore(self, engine: Engine) -> None:
         """Load ``resume_path`` into the network, optimizer, scheduler, engine state and history."""
         self.wait()
-        ckpt = torch.load(self.resume_path, map_location="cpu", weights_only=True)
+        ckpt = load_checkpoint(self.resume_path)
         unwrap_model(self.network).load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.lr_scheduler is not None and "lr_scheduler" in ckpt:
@@ -226,7 +255,7 @@ class RunCheckpointer:
         max_epochs = engine.state.max_epochs
         engine.load_state_dict(ckpt["trainer"])
         if engine.state.epoch > max_epochs:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.resume_path} is at epoch {engine.state.epoch}, beyond the configured epochs={max_epochs}"
             )
         engine.state.max_epochs = max_epochs  # the configuration decides how long training goes

@@ -22,7 +22,7 @@ import logging
 import warnings
 from typing import Any
 
-from ..tracking.mlflow_runs import open_client
+from ..tracking.mlflow_runs import filter_literal, open_client
 from .liveness import trial_worker_dead, uses_optuna_heartbeat
 
 __all__ = ["TrialRecords", "reconcile_trials", "tell_outcome"]
@@ -43,7 +43,7 @@ class TrialRecords:
         exp = client.get_experiment_by_name(self.experiment)
         if exp is None:
             return {}
-        query = f"tags.optuna_study = '{self.study_name}' and tags.run_type = 'trial'"
+        query = f"tags.optuna_study = {filter_literal(self.study_name)} and tags.run_type = 'trial'"
         found: dict[int, Any] = {}
         for run in client.search_runs([exp.experiment_id], filter_string=query,
                                       order_by=["attributes.start_time DESC"]):

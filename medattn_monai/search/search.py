@@ -294,7 +294,7 @@ def _work(setup: _Setup, study: Any, storage: Any, parent: str, n_trials: int, m
             return
         client = open_client(setup.tracking_uri)
         if client.get_run(parent).info.status != "RUNNING":  # a finished search topped up with more trials
-            reopen_run(client, parent)
+            reopen_run(client, parent, finished_too=True)
         trial = study.ask()
         if _surplus(study, trial, n_trials):
             trial.set_user_attr("surplus", True)

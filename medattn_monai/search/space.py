@@ -24,21 +24,31 @@ from typing import Any, Mapping
 from ..engine.bundles import refuse_code
 from ..errors import ConfigError
 
-__all__ = ["DEFAULT_SPACE_FILE", "SearchSpace", "load_space"]
+__all__ = ["DEFAULT_SPACE_FILE", "SearchSpace", "load_space", "parse_error_text"]
 
 DEFAULT_SPACE_FILE = Path(__file__).with_name("default_space.yaml")
 _FIELDS = {"low", "high", "log", "step", "type", "choices", "variants", "backbones"}
 
 
+def parse_error_text(error: Exception) -> str:
+    """A YAML or JSON syntax error in one line: where (line, column) and what, without the parser's excerpt."""
+    mark = getattr(error, "problem_mark", None)
+    if mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {getattr(error, 'problem', None) or error}"
+    return " ".join(str(error).split())
+
+
 def _read(path: Path) -> Any:
     if not path.is_file():
         raise ConfigError(f"search space file not found: {path}")
-    text = path.read_text()
-    if path.suffix == ".json":
-        return json.loads(text)
     import yaml
 
-    return yaml.safe_load(text)
+    kind = "JSON" if path.suffix == ".json" else "YAML"
+    try:
+        text = path.read_text()
+        return json.loads(text) if kind == "JSON" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: not valid {kind}: {parse_error_text(e)}") from None
 
 
 def load_space(space: str | Path | Mapping[str, Any] | None = None) -> "SearchSpace":

@@ -14,7 +14,7 @@ from ..errors import ConfigError
 from ..search.liveness import GRACE_S, HEARTBEAT_S, check_liveness_settings
 from ..search.storage import STORAGE_TIMEOUT_S
 
-__all__ = ["DEFAULT_SEEDS", "StudyConfig", "load_study_config"]
+__all__ = ["DEFAULT_SEEDS", "StudyConfig", "load_study_config", "read_study_file"]
 
 # 10 seeds: with 5 per group, a two-sided Mann–Whitney test's smallest p (0.0079) cannot survive Holm over 7 or more
 # comparisons; with 10 it is 1.1e-5 (docs/study.md)
@@ -146,18 +146,32 @@ class StudyConfig:
         return cls(**values)
 
 
-def load_study_config(path: str | Path) -> StudyConfig:
-    """Read ``study.yaml`` (or JSON)."""
+def read_study_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a ``study.yaml`` (or JSON) holds; a missing file, a syntax error (with its line) or a file that
+    is not a mapping is refused naming the file."""
     import json
 
     import yaml
 
+    from ..search.space import parse_error_text
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"study config not found: {path}")
-    text = path.read_text()
+    kind = "JSON" if path.suffix == ".json" else "YAML"
     try:
-        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {e}") from None
-    return StudyConfig.from_dict(raw or {}, source=str(path))
+        text = path.read_text()
+        raw = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: not valid {kind}: {parse_error_text(e)}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a study config is a mapping of keys (name:, seeds:, …), not a "
+                          f"{type(raw).__name__}")
+    return raw
+
+
+def load_study_config(path: str | Path) -> StudyConfig:
+    """Read ``study.yaml`` (or JSON)."""
+    return StudyConfig.from_dict(read_study_file(path), source=str(path))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engine.bundles import DEFAULT_BUNDLE, bundle_configs, data_overrides, load_config
-from ..tracking.mlflow_runs import open_client
+from ..tracking.mlflow_runs import filter_literal, open_client
 from ..tracking.tags import cell_of
 from .cells import Cell, matrix
 from .config import StudyConfig
@@ -69,7 +69,8 @@ def find_runs(plan: CellPlan, seed: int) -> list[Any]:
     exp = client.get_experiment_by_name(plan.experiment)
     if exp is None:
         return []
-    query = f"tags.cell = '{plan.cell_hash}' and tags.seed = '{seed}' and tags.run_type = 'train'"
+    query = (f"tags.cell = {filter_literal(plan.cell_hash)} and tags.seed = {filter_literal(seed)} "
+             "and tags.run_type = 'train'")
     return client.search_runs([exp.experiment_id], filter_string=query, order_by=["attributes.start_time DESC"])
 
 

@@ -27,18 +27,18 @@ from ..console import quiet_runs
 from ..engine.bundles import data_overrides
 from ..engine.launch import release_memory, resume_training, run_training
 from ..engine.workflow import evaluate
-from ..errors import ConfigError, MedattnError, error_message, find_medattn_error
+from ..errors import ConfigError, MedattnError, StorageError, error_message, find_medattn_error
 from ..explain.maps_command import explain
 from ..search.search import SearchResult, search
 from ..search.storage import default_storage, open_storage
 from ..stats.compare import compare
 from ..stats.report import terminal_table
-from ..tracking.mlflow_runs import open_client
+from ..tracking.mlflow_runs import filter_literal, open_client
 from ..tracking.run_folder import LAST_CHECKPOINT, find_run_dir, read_run_info
 from ..tracking.store import mask_secrets, mlflow_ui_command
 from ..tracking.ui import where_to_watch
 from .claims import try_claim
-from .config import StudyConfig, load_study_config
+from .config import StudyConfig, read_study_file
 from .plan import CellPlan, find_runs, is_done, plans_of
 from .summary import collect_runs, log_summary, summarize, wide_summary, write_summary
 
@@ -150,6 +150,8 @@ class _Runner:
                 except KeyboardInterrupt:
                     raise
                 except Exception as e:  # noqa: BLE001 - a failed run is retried, then reported
+                    if isinstance(find_medattn_error(e), StorageError):  # a full disk fails every run: stop here
+                        raise
                     err = find_medattn_error(e) or e
                     errors.append(mask_secrets(f"{type(err).__name__}: {error_message(err)}"))
                     logger.warning("%s seed %d failed (attempt %d of %d): %s", plan.label, seed, attempt + 1,
@@ -234,8 +236,8 @@ def _explain(cfg: StudyConfig, runs: pd.DataFrame, plans: list[CellPlan]) -> Non
         client = open_client(uris.get(experiment))
         exp = client.get_experiment_by_name(experiment)
         done = client.search_runs([exp.experiment_id], max_results=1, filter_string=(
-            f"tags.run_type = 'explain' and tags.analysis = 'maps' and tags.explained_run_id = '{run_id}' "
-            "and attributes.status = 'FINISHED'"))
+            "tags.run_type = 'explain' and tags.analysis = 'maps' and attributes.status = 'FINISHED' "
+            f"and tags.explained_run_id = {filter_literal(run_id)}"))
         if done:
             continue
         try:
@@ -269,11 +271,12 @@ def study(config: str | None = None, demo: bool = False, out: str | None = None,
 
         raw = demo_config()
     else:
-        raw = yaml.safe_load(Path(config).read_text()) if Path(config).is_file() else None
-        if raw is None:
-            load_study_config(config)  # the precise error (missing file, bad YAML)
+        raw = read_study_file(config)
     raw = {**raw, **changes, **({"out": out} if out else {})}
     cfg = StudyConfig.from_dict(raw, source=str(config or "the demo study"))
+    for folder in (cfg.out, cfg.output_root):  # found now, not after hours of training
+        if any(p.exists() and not p.is_dir() for p in (Path(folder), *Path(folder).parents)):
+            raise ConfigError(f"{folder} cannot be the study's folder: it or a folder above it is a file")
     plans = plans_of(cfg)
     runner_storage = cfg.storage or default_storage(cfg.output_root)
     print(f"study {cfg.name}: {len(plans)} cells × {len(cfg.seeds)} seeds "

@@ -10,14 +10,42 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["RUN_TYPES", "TAG_KEYS", "make_run_name", "network_label", "run_name_for", "run_prefix", "unique_run_name",
-           "cell_hash", "git_commit"]
+__all__ = ["RUN_TYPES", "TAG_KEYS", "check_run_name", "make_run_name", "network_label", "run_name_for", "run_prefix",
+           "unique_run_name", "cell_hash", "git_commit"]
 
 RUN_TYPES = ("train", "trial", "search", "comparison", "explain")
 TAG_KEYS = (
     "dataset", "backbone", "attention", "baseline", "family", "matched_to", "stages", "seed", "params_count",
     "split_hash", "run_type", "cell", "git_commit",
 )
+
+
+# a run's name is its folder's name too (output_dir_for): at most this many bytes, as file systems allow 255
+_MAX_NAME_BYTES = 200
+
+
+def check_run_name(name: Any, key: str = "run_name") -> str:
+    """``name`` if it can name a run (``key``: or an experiment), which is also a folder's name; else a one-line
+    ``ConfigError`` naming ``key``.
+
+    Refused: an empty name, ``.``/``..``, a path separator, a control character, more than 200 bytes. Quotes and
+    non-ASCII letters are fine (MLflow searches quote them: :func:`~medattn_monai.tracking.mlflow_runs.filter_literal`).
+    """
+    from ..errors import ConfigError
+
+    text = str(name) if isinstance(name, (str, int)) and not isinstance(name, bool) else None
+    problem = (
+        "it is not a string" if text is None
+        else "it is empty" if not text.strip()
+        else "it names a folder itself" if text in (".", "..")
+        else "it holds a path separator" if "/" in text or "\\" in text
+        else "it holds a control character" if any(ord(c) < 32 or ord(c) == 127 for c in text)
+        else f"it is longer than {_MAX_NAME_BYTES} bytes" if len(text.encode()) > _MAX_NAME_BYTES
+        else None
+    )
+    if problem:
+        raise ConfigError(f"{key}={name!r} cannot name a run folder: {problem}")
+    return text
 
 
 def unique_run_name(prefix: str) -> str:
@@ -61,7 +89,7 @@ def run_name_for(resume_from: str | None, network_args: Mapping[str, Any], seed:
 
         return read_run_info(resume_from)["run_name"]
     keys = ("backbone", "attention", "baseline", "matched_to", "family")
-    return run_name or make_run_name(seed=seed, **{k: network_args.get(k) for k in keys})
+    return check_run_name(run_name) if run_name else make_run_name(seed=seed, **{k: network_args.get(k) for k in keys})
 
 
 def cell_hash(config: Mapping[str, Any], exclude: tuple[str, ...] = ("seed",)) -> str:

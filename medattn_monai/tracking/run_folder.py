@@ -22,17 +22,20 @@ import json
 import logging
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError
+from .atomic_write import storage_error, write_atomically
 from .store import mask_secrets
 
 __all__ = [
-    "BEST_MODEL", "FINISHED_AT", "LAST_CHECKPOINT", "RUN_INFO", "RunLocation", "check_classes", "find_run_dir",
-    "is_finished", "latest_run_dir", "load_network", "locate_run", "mlflow_record", "output_dir_for", "read_run_info",
-    "recorded_best_value", "resolve_run_dir", "resume_checkpoint", "update_run_info",
+    "BEST_MODEL", "FINISHED_AT", "LAST_CHECKPOINT", "RUN_INFO", "RunLocation", "TRAINING_LOCK", "check_classes",
+    "damaged_file", "find_run_dir", "is_finished", "latest_run_dir", "load_checkpoint", "load_network", "locate_run",
+    "lock_run_folder", "mlflow_record", "output_dir_for", "read_run_info", "recorded_best_value", "resolve_run_dir",
+    "resume_checkpoint", "unlock_run_folder", "unreadable_checkpoint", "update_run_info",
 ]
 
 logger = logging.getLogger("medattn")
@@ -41,6 +44,7 @@ RUN_INFO = "run.json"
 BEST_MODEL = "model.pt"
 LAST_CHECKPOINT = "checkpoint_last.pt"
 FINISHED_AT = "finished_at"  # run.json: when the training completed its last epoch (None while it runs)
+TRAINING_LOCK = ".training.lock"  # held by the process training into the folder (hidden: never an artifact)
 
 
 def read_run_info(run_dir: str | Path) -> dict[str, Any]:
@@ -48,24 +52,82 @@ def read_run_info(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / RUN_INFO
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a run folder: {RUN_INFO} not found")
-    return json.loads(path.read_text())
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"cannot read {path}: {e}") from None
+    if not isinstance(info, dict):
+        raise ConfigError(f"{path} is not a run record: it holds a {type(info).__name__}, not an object")
+    return info
 
 
 def update_run_info(run_dir: str | Path, fields: Mapping[str, Any]) -> dict[str, Any]:
     """Merge ``fields`` into the run folder's ``run.json`` (written atomically); returns the result."""
     path = Path(run_dir) / RUN_INFO
-    info = json.loads(path.read_text()) if path.is_file() else {}
+    info = read_run_info(run_dir) if path.is_file() else {}
     info.update(fields)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{RUN_INFO}.tmp")
-    tmp.write_text(json.dumps(info, indent=1, default=str) + "\n")
-    os.replace(tmp, path)
+    text = (json.dumps(info, indent=1, default=str) + "\n").encode()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error(path, e) from None
+    write_atomically(path, lambda f: f.write(text))
     return info
 
 
+def lock_run_folder(run_dir: str | Path) -> Any:
+    """Hold the run folder for this training (an exclusive ``flock`` on its :data:`TRAINING_LOCK`), so that a second
+    process never trains into it at the same time (two ``medattn resume`` of one run would log every epoch twice
+    and overwrite each other's checkpoints). The system releases it when the process dies, even by SIGKILL.
+
+    Returns the open lock file, for :func:`unlock_run_folder`. Raises ``ConfigError`` naming the holder.
+    """
+    import fcntl
+    import socket
+
+    path = Path(run_dir) / TRAINING_LOCK
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            lock = open(path, "a+")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "another process"
+                lock.close()
+                raise ConfigError(f"{run_dir} is being trained by {holder}: wait for it to end (or stop it), then try "
+                                  "again") from None
+            if path.exists() and os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino:
+                break
+            lock.close()  # its holder removed it while we waited for it: lock the file that is there now
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        lock.flush()
+    except OSError as e:  # the folder cannot be written: named, not its hidden lock file
+        raise storage_error(run_dir, e) from None
+    return lock
+
+
+def unlock_run_folder(lock: Any) -> None:
+    """Release :func:`lock_run_folder`'s lock and remove its file (the folder is left as the training made it)."""
+    if lock is None or lock.closed:
+        return
+    try:
+        Path(lock.name).unlink(missing_ok=True)
+    finally:
+        lock.close()  # closing the file releases the flock
+
+
 def output_dir_for(resume_from: str | None, output_root: str, experiment: str, run_name: str) -> str:
-    """The run folder: the resumed one, else ``<output_root>/<experiment>/<run_name>``."""
-    return str(resume_from) if resume_from else os.path.join(output_root, experiment, run_name)
+    """The run folder: the resumed one, else ``<output_root>/<experiment>/<run_name>`` (names that are not plain
+    folder names are refused: :func:`~medattn_monai.tracking.naming.check_run_name`)."""
+    if resume_from:
+        return str(resume_from)
+    from .naming import check_run_name
+
+    return os.path.join(output_root, check_run_name(experiment, "experiment_name"), check_run_name(run_name))
 
 
 def resume_checkpoint(resume_from: str | None) -> str | None:
@@ -75,17 +137,53 @@ def resume_checkpoint(resume_from: str | None) -> str | None:
     if not Path(resume_from).is_dir():
         raise ConfigError(f"resume_from={resume_from!r} is not a run folder")
     path = Path(resume_from) / LAST_CHECKPOINT
-    return str(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    problem = damaged_file(path)
+    if problem:
+        raise unreadable_checkpoint(path, ValueError(problem))
+    return str(path)
+
+
+def damaged_file(path: str | Path) -> str | None:
+    """Why a ``torch.save`` file cannot be loaded, found without loading it (None when it looks whole): it is a zip
+    file whose index is at its end, so a truncated or overwritten one is told in no time."""
+    try:
+        with zipfile.ZipFile(path):
+            return None
+    except (OSError, zipfile.BadZipFile) as e:
+        return str(e)
+
+
+def unreadable_checkpoint(path: str | Path, error: BaseException) -> ConfigError:
+    """The error of a ``checkpoint_last.pt`` that does not load: it names the file and the ways on."""
+    return ConfigError(
+        f"cannot resume from {path}: the file is truncated or corrupt ({str(error).splitlines()[0][:200]}); the run "
+        f"is left as it was. Put back an earlier copy of it (e.g. the run's MLflow artifact {LAST_CHECKPOINT}, if "
+        f"it is intact) and resume again, or train afresh under a new run_name ({BEST_MODEL} holds only the best "
+        "weights, not the optimizer and schedule a resume needs)")
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A ``checkpoint_last.pt`` (weights only) with its parts; an unreadable one is refused naming the file."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign file raises many types
+        raise unreadable_checkpoint(path, e) from None
+    missing = [k for k in ("model", "optimizer", "trainer", "run") if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise unreadable_checkpoint(path, ValueError(f"it lacks {missing}"))
+    return ckpt
 
 
 def recorded_best_value(run_dir: str | Path) -> float | None:
     """The run's best key-metric value (``best_val_bacc``) as its last checkpoint records it."""
-    import torch
-
     path = Path(run_dir) / LAST_CHECKPOINT
     if not path.is_file():
         return None
-    value = torch.load(path, map_location="cpu", weights_only=True)["run"]["best_value"]
+    value = load_checkpoint(path)["run"]["best_value"]
     return None if value is None else float(value)
 
 

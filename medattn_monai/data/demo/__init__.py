@@ -70,6 +70,8 @@ def make_demo_data(out_dir: str = "demo_data", seed: int = 0, n_lesions: int = 1
     Returns:
         ``out_dir``.
     """
+    if type(seed) is not int:
+        raise DataError(f"seed must be an integer, got {seed!r}")
     names = [d.strip() for d in datasets.split(",")] if isinstance(datasets, str) else [str(d) for d in datasets]
     unknown = [d for d in names if d not in DEMO_DATASETS]
     if unknown or not names:
