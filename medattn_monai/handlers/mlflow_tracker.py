@@ -29,10 +29,15 @@ from ..tracking.run_folder import read_run_info, update_run_info
 from ..tracking.store import mask_secrets, resolve_tracking_uri
 from ..tracking.tags import logged_params
 from .checkpoint import RunHistory
+from .checkpoint_upload import start_checkpoint_uploads
 
 __all__ = ["MLflowTracker", "detach_foreign_mlflow_handlers"]
 
 logger = logging.getLogger(__name__)
+# seconds to wait for the last checkpoint's upload when a run completes (longer than MLflow's own retries of one
+# request, about 4 minutes) and when it stops on an error or Ctrl-C (its files are uploaded once more in any case)
+_FINAL_UPLOAD_S = 600.0
+_STOPPED_UPLOAD_S = 30.0
 
 
 def detach_foreign_mlflow_handlers(engine: Engine, keep: object) -> int:
@@ -80,6 +85,7 @@ class MLflowTracker:
         self.resume = resume
         self.client: Any = None
         self.run_id: str | None = None
+        self.uploads: Any = None  # CheckpointUploads: every checkpoint to MLflow as written (shared stores)
         self._logged: set[tuple[str, int]] = set()
 
     def attach(self, engine: Engine) -> None:
@@ -108,6 +114,8 @@ class MLflowTracker:
         update_run_info(self.output_dir, {"run_id": self.run_id, "run_name": self.run_name,
                                           "experiment_name": self.experiment_name,
                                           "tracking_uri": mask_secrets(self.tracking_uri)})
+        self.uploads = start_checkpoint_uploads(engine, self.client, self.run_id, self.output_dir, self.tracking_uri,
+                                                self.tags.get("run_type"))
         # registered now, not in attach(): these run after every other handler of their event (validation,
         # checkpoint writing), so the metrics and files they record are complete
         for event, handler in ((Events.EPOCH_COMPLETED, self.epoch_completed), (Events.COMPLETED, self.completed)):
@@ -131,8 +139,12 @@ class MLflowTracker:
         log_metrics(self.client, self.run_id, batch)
         self._logged.update((key, step) for key, _, step in batch)
 
-    def _artifacts(self) -> Iterable[Path]:
-        return sorted(p for p in self.output_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    def _artifacts(self, wait: float) -> Iterable[Path]:
+        """The run folder's files not uploaded yet, after waiting up to ``wait`` seconds for checkpoint uploads."""
+        if self.uploads is not None:
+            self.uploads.close(timeout=wait)
+        return sorted(p for p in self.output_dir.iterdir() if p.is_file() and not p.name.startswith(".")
+                      and not (self.uploads is not None and self.uploads.is_uploaded(p)))
 
     def completed(self, engine: Engine) -> None:
         if self.run_id is None:
@@ -140,7 +152,7 @@ class MLflowTracker:
         if self.history.best_value is not None:
             log_metrics(self.client, self.run_id, {f"best_{self.history.key_metric}": self.history.best_value,
                                                    "best_epoch": self.history.best_epoch})
-        end_run(self.client, self.run_id, final_status(), self._artifacts())
+        end_run(self.client, self.run_id, final_status(), self._artifacts(wait=_FINAL_UPLOAD_S))
         logger.info("MLflow run %s FINISHED (%s)", self.run_name, self.run_id)
 
     def exception_raised(self, engine: Engine, e: BaseException) -> None:
@@ -152,7 +164,7 @@ class MLflowTracker:
                     self.client.set_tag(self.run_id, "pruned", "true")
                 else:
                     self.client.set_tag(self.run_id, "error", mask_secrets(stringify(error_message(e)))[:4000])
-                end_run(self.client, self.run_id, status, self._artifacts())
+                end_run(self.client, self.run_id, status, self._artifacts(wait=_STOPPED_UPLOAD_S))
             except Exception as log_error:  # noqa: BLE001 - the original error matters more
                 logger.warning("could not mark MLflow run %s %s: %s", self.run_id, status, mask_secrets(str(log_error)))
         err = find_medattn_error(e)
