@@ -63,7 +63,8 @@ def _refused(url: str) -> int:
 def test_a_shared_server_with_logins(team_servers, tmp_path):
     pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs Flask-WTF (the [team] extra)")
     port = free_port()
-    auth = {"MLFLOW_AUTH_CONFIG_PATH": str(tmp_path / "mlflow-auth.ini"), "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-Pw-2"}
+    auth = {"MLFLOW_AUTH_CONFIG_PATH": str(tmp_path / "mlflow-auth.ini"), "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-Password-2",
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "key-" + "0" * 32}
     assert setting_names(doc_blocks()["auth-settings"]) == set(auth)
     settings = {**team_servers.settings, "MLFLOW_PORT": str(port), "MLFLOW_ARTIFACTS": str(tmp_path / "artifacts"),
                 "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}", **auth}
@@ -72,16 +73,16 @@ def test_a_shared_server_with_logins(team_servers, tmp_path):
     server = MlflowProcess("mlflow-auth-server", settings, tmp_path / "server.log")
     server.start()
     try:
-        run_block("mlflow-user", settings, ALICE_PASSWORD="alice-Pw-1")
+        run_block("mlflow-user", settings, ALICE_PASSWORD="alice-Password-1")
         assert _refused(f"{server.url}/api/2.0/mlflow/experiments/search?max_results=1") == 401
-        client = mlflow.MlflowClient(f"http://alice:alice-Pw-1@127.0.0.1:{port}")
+        client = mlflow.MlflowClient(f"http://alice:alice-Password-1@127.0.0.1:{port}")
         experiment = client.create_experiment("team-logins")
         run = client.create_run(experiment)
         client.log_metric(run.info.run_id, "x", 1.0)
         client.set_terminated(run.info.run_id)
         from medattn_monai.tracking.mlflow_runs import open_client
 
-        os.environ.update(MLFLOW_TRACKING_USERNAME="alice", MLFLOW_TRACKING_PASSWORD="alice-Pw-1")
+        os.environ.update(MLFLOW_TRACKING_USERNAME="alice", MLFLOW_TRACKING_PASSWORD="alice-Password-1")
         try:
             runs = open_client(f"http://127.0.0.1:{port}").search_runs([experiment])
         finally:
