@@ -74,6 +74,8 @@ def test_study_killed_after_its_first_run_resumes_without_retraining_it(demo_dat
     assert [r.info.run_id for r in same] == [first.info.run_id], "that (cell, seed) was not trained again"
     done = [r for r in runs if r.info.status == "FINISHED" and r.data.tags.get("evaluated") == "true"]
     assert len(done) == 4 and {r.data.tags["attention"] for r in done} == {"ga", "la"}
+    assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"], "the killed worker's run was resumed, " \
+        "or marked FAILED when it had no checkpoint"
     assert all("test_bacc" in r.data.metrics and r.data.tags["study"] == "restart" for r in done)
     assert {(r.data.tags["cell"], r.data.tags["seed"]) for r in done} == {
         (o["cell_hash"], str(o["seed"])) for o in result.outcomes}

@@ -126,8 +126,8 @@ class _Runner:
                             data, f"the study config's data keys for cell {plan.label}"))
                         continue
             if run.info.status == "RUNNING":
-                client.set_tag(run.info.run_id, "error", "abandoned: its worker died before a checkpoint of it "
-                                                         "reached MLflow; the run was trained anew")
+                client.set_tag(run.info.run_id, "error", "abandoned by the study: its worker is gone and no checkpoint "
+                                                         "of it can be resumed; its (cell, seed) runs anew")
                 client.set_terminated(run.info.run_id, "FAILED")
         return resumed
 
