@@ -120,3 +120,25 @@ def test_a_foreign_folder_in_the_way_is_not_overwritten(trained_run, tmp_path):
     with pytest.raises(ConfigError, match="exists but is not a run folder"):
         fetch_run_folder(trained_run.info["run_id"], str(tmp_path / "runs"), trained_run.tracking_uri)
     assert mine.read_text() == "mine" and len(list(mine.parent.iterdir())) == 1
+
+
+def test_uploads_take_a_bounded_share_of_the_time(tmp_path, monkeypatch):
+    """After uploading for u seconds the thread rests 9 u: checkpoints written meanwhile wait, and only the newest
+    of them is uploaded; closing the uploads sends it at once."""
+    import time
+
+    monkeypatch.setattr(artifact_upload, "_MAX_SHARE", 0.1)
+    client = FakeClient()
+    slow = client.log_artifact
+    client.log_artifact = lambda *a, **k: (time.sleep(0.3), slow(*a, **k))  # type: ignore[method-assign]
+    uploads = CheckpointUploads(client, "run", tmp_path)
+    uploads.submit(_write(tmp_path, checkpoint_last_pt="ckpt 1"))
+    deadline = time.monotonic() + 10
+    while not client.uploads and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for n in (2, 3):  # during the rest (about 2.7 s)
+        uploads.submit(_write(tmp_path, checkpoint_last_pt=f"ckpt {n}"))
+    time.sleep(1.0)
+    assert [content for _, content in client.uploads] == [b"ckpt 1"], "resting, not uploading"
+    assert uploads.close(timeout=30)
+    assert [content for _, content in client.uploads] == [b"ckpt 1", b"ckpt 3"]

@@ -10,6 +10,11 @@ A team's workers share no file system: what a worker on another machine needs to
   checkpointer writes them: the uploaded checkpoint never claims a best epoch whose ``model.pt`` is not uploaded.
 - **The newest wins.** A checkpoint written while an older one still waits replaces it (per file), so a slow
   network never queues up checkpoints.
+- **A bounded share of the time.** Uploading takes CPU time (reading, sending; on a small machine also the
+  server's), and a training's compute threads wait for the slowest of them: uploads take at most a tenth of the
+  wall time. After uploading for *u* seconds the thread rests 9 *u* seconds; a checkpoint written meanwhile waits
+  (the newest wins). An epoch of minutes is uploaded every epoch; very short epochs every few epochs, so a takeover
+  may repeat a few of them.
 - **Failures are retried, never fatal.** A failed upload (the server restarting, a network hiccup) is tried again
   after a growing pause (up to a minute), for as long as the run goes on; each attempt also has MLflow's own
   retries. Training never waits for an upload, except at its end (:meth:`CheckpointUploads.close`).
@@ -37,6 +42,9 @@ logger = logging.getLogger("medattn")
 
 STAGING = ".upload"  # inside the run folder; hidden, so never uploaded as an artifact itself
 _PAUSES = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)  # seconds between attempts after consecutive failures
+# at most this share of the wall time goes to uploading (benchmarks/RESULTS.md, section 6): after uploading for u
+# seconds the thread rests u * (1 / share - 1) seconds before the next checkpoint, which may have replaced others
+_MAX_SHARE = 0.1
 
 
 def uploads_each_checkpoint(tracking_uri: str, run_type: str | None) -> bool:
@@ -72,6 +80,7 @@ class CheckpointUploads:
         self._uploaded: dict[str, tuple[int, ...]] = {}  # artifact name -> identity of the uploaded version
         self._busy = False
         self._closed = False
+        self._flush = False  # set by close(): upload what waits without resting
         self._count = 0
         self._failures = 0
         self._cond = threading.Condition()
@@ -110,6 +119,8 @@ class CheckpointUploads:
         thread, which removes the staging folder; returns whether everything was uploaded."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
+            self._flush = True
+            self._cond.notify_all()
             while self._pending or self._busy:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -137,13 +148,16 @@ class CheckpointUploads:
             return name, self._pending.pop(name)
 
     def _run(self) -> None:
+        spent = 0.0  # seconds of uploading since the last rest
         while True:
             item = self._next()
             if item is None:
                 shutil.rmtree(self.staging, ignore_errors=True)
                 return
             name, staged = item
+            start = time.monotonic()
             ok = self._upload(staged)
+            spent += time.monotonic() - start if ok else 0.0
             with self._cond:
                 if ok:
                     self._uploaded[name] = _version(staged)
@@ -155,10 +169,15 @@ class CheckpointUploads:
                 self._busy = False
                 self._cond.notify_all()
                 closed = self._closed
+                rest = ok and not self._pending
             if not ok and not closed:
                 pause = _PAUSES[min(self._failures - 1, len(_PAUSES) - 1)]
                 with self._cond:
                     self._cond.wait_for(lambda: self._closed, timeout=pause)
+            elif rest:  # a checkpoint is complete: rest (see the module docstring)
+                with self._cond:
+                    self._cond.wait_for(lambda: self._flush, timeout=spent * (1 / _MAX_SHARE - 1))
+                spent = 0.0
 
     def _upload(self, staged: Path) -> bool:
         try:
