@@ -33,7 +33,8 @@ RUN_BY = {
 
 def test_every_block_of_the_page_is_run_by_a_test():
     blocks = doc_blocks()
-    assert set(blocks) == set(RUN_BY), f"blocks nobody runs: {set(blocks) - set(RUN_BY)}; gone: {set(RUN_BY) - set(blocks)}"
+    unrun, gone = set(blocks) - set(RUN_BY), set(RUN_BY) - set(blocks)
+    assert not unrun and not gone, f"blocks nobody runs: {unrun}; runners of blocks that are gone: {gone}"
     assert "PGPASSWORD" in setting_names(blocks["settings"])
 
 
@@ -63,8 +64,8 @@ def _refused(url: str) -> int:
 def test_a_shared_server_with_logins(team_servers, tmp_path):
     pytest.importorskip("flask_wtf", reason="MLflow's basic-auth app needs Flask-WTF (the [team] extra)")
     port = free_port()
-    auth = {"MLFLOW_AUTH_CONFIG_PATH": str(tmp_path / "mlflow-auth.ini"), "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-Password-2",
-            "MLFLOW_FLASK_SERVER_SECRET_KEY": "key-" + "0" * 32}
+    auth = {"MLFLOW_AUTH_CONFIG_PATH": str(tmp_path / "mlflow-auth.ini"),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-Password-2", "MLFLOW_FLASK_SERVER_SECRET_KEY": "key-" + "0" * 32}
     assert setting_names(doc_blocks()["auth-settings"]) == set(auth)
     settings = {**team_servers.settings, "MLFLOW_PORT": str(port), "MLFLOW_ARTIFACTS": str(tmp_path / "artifacts"),
                 "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}", **auth}
