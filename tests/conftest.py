@@ -187,7 +187,7 @@ def team_servers():
     reason = postgres_missing()
     if reason is None:
         try:
-            import psycopg  # noqa: F401
+            import psycopg  # noqa: F401 - only whether the driver imports
         except ImportError:
             reason = "psycopg 3 is missing (pip install -e '.[team]')"
     if reason:
