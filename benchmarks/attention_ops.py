@@ -35,13 +35,13 @@ if "MALLOC_MMAP_THRESHOLD_" not in os.environ and sys.platform.startswith("linux
     os.environ["MALLOC_MMAP_THRESHOLD_"] = "65536"  # freed tensors are unmapped: RSS follows live memory
     os.execv(sys.executable, [sys.executable, *sys.argv])
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from medattn_monai.networks import build_network  # noqa: E402
-from medattn_monai.networks.blocks import GlobalSelfAttention2d, LocalSelfAttention2d  # noqa: E402
-from medattn_monai.networks.blocks.relative_position import gather_relative_bias, pairwise_offsets  # noqa: E402
+from medattn_monai.networks import build_network
+from medattn_monai.networks.blocks import GlobalSelfAttention2d, LocalSelfAttention2d
+from medattn_monai.networks.blocks.relative_position import gather_relative_bias, pairwise_offsets
 
 
 # ---------------------------------------------------------------------------------------------- naive references
@@ -132,10 +132,10 @@ def layer_table(device: torch.device, repeats: int, batch: int) -> list[str]:
             layer.reset_gamma(1.0)
         cases = [
             ("ga", "ours (SDPA, bias mask)", ga),
-            ("ga", "naive (explicit HW×HW)", lambda t: naive_forward(ga, t)),
+            ("ga", "naive (explicit HW×HW)", lambda t, ga=ga: naive_forward(ga, t)),
             ("la", "ours (halo/dense SDPA)", la),
-            ("la", "naive (masked HW×HW)", lambda t: naive_forward(la, t, window=7)),
-            ("la", "unfold (slow path)", lambda t: unfold_forward(la, t)),
+            ("la", "naive (masked HW×HW)", lambda t, la=la: naive_forward(la, t, window=7)),
+            ("la", "unfold (slow path)", lambda t, la=la: unfold_forward(la, t)),
         ]
         ours = {}
         for name, impl, fn in cases:
@@ -147,8 +147,8 @@ def layer_table(device: torch.device, repeats: int, batch: int) -> list[str]:
             t_ratio = median / ours[name][0]
             m_ratio = mem / ours[name][1] if ours[name][1] > 0 else float("nan")
             rows.append(
-                f"| {name} | {side}×{side}×{channels} | {impl} | {median * 1e3:.1f} / {fastest * 1e3:.1f} | {mem:.0f} | "
-                f"{t_ratio:.2f}× | {m_ratio:.2f}× |"
+                f"| {name} | {side}×{side}×{channels} | {impl} | {median * 1e3:.1f} / {fastest * 1e3:.1f} | "
+                f"{mem:.0f} | {t_ratio:.2f}× | {m_ratio:.2f}× |"
             )
     return rows
 
@@ -192,7 +192,8 @@ def resnet_overhead(device: torch.device, repeats: int, batch: int) -> list[str]
     base = statistics.median(times["none"])
     rows = [f"| ResNet-18 @224, batch {batch} | step s (median / min) | overhead vs plain (median) |", "|---|---|---|"]
     for name, ts in times.items():
-        rows.append(f"| {name} | {statistics.median(ts):.3f} / {min(ts):.3f} | {statistics.median(ts) / base - 1:+.1%} |")
+        median = statistics.median(ts)
+        rows.append(f"| {name} | {median:.3f} / {min(ts):.3f} | {median / base - 1:+.1%} |")
     return rows
 
 

@@ -26,11 +26,10 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import demo_split, machine, write_rows  # noqa: E402
-
-import medattn_monai.handlers.checkpoint_upload as checkpoint_upload  # noqa: E402
-from medattn_monai.engine.bundles import bundle_configs  # noqa: E402
-from medattn_monai.engine.device import retain_host_memory  # noqa: E402
+import medattn_monai.handlers.checkpoint_upload as checkpoint_upload
+from _common import demo_split, machine, write_rows
+from medattn_monai.engine.bundles import bundle_configs
+from medattn_monai.engine.device import retain_host_memory
 
 _ALWAYS = checkpoint_upload.uploads_each_checkpoint
 
@@ -63,9 +62,10 @@ def timed_run(data: Path, datalist: Path, work: Path, uri: str, size: int, epoch
 
     checkpoint_upload.uploads_each_checkpoint = _ALWAYS if uploads else (lambda uri, run_type: False)
     configs = bundle_configs("isic_attention_classification", "train.json")
-    wf = ConfigWorkflow(config_file=configs, workflow_type="train", meta_file=str(Path(configs[0]).parent / "metadata.json"),
-                        logging_file=False, image_size=size, epochs=epochs, batch_size=32, dataset_dir=str(data),
-                        datalist=str(datalist), progress=False, output_root=str(work / "runs"), tracking_uri=uri,
+    meta = str(Path(configs[0]).parent / "metadata.json")
+    wf = ConfigWorkflow(config_file=configs, workflow_type="train", meta_file=meta, logging_file=False,
+                        image_size=size, epochs=epochs, batch_size=32, dataset_dir=str(data), datalist=str(datalist),
+                        progress=False, output_root=str(work / "runs"), tracking_uri=uri,
                         experiment_name="upload-benchmark")
     wf.initialize()
     trainer = wf.parser.get_parsed_content("train#trainer")
@@ -118,8 +118,8 @@ def main() -> None:
                     for uploads in ((True, False) if repeat % 2 == 0 else (False, True)):
                         work = root / f"{size}-{repeat}-{uploads}"
                         times[uploads].append(timed_run(data, datalist, work, uri, size, args.epochs, uploads))
-                ratios = [off / on for on, off in zip(times[True], times[False])]
-                costs = [on - off for on, off in zip(times[True], times[False])]
+                ratios = [off / on for on, off in zip(times[True], times[False], strict=True)]
+                costs = [on - off for on, off in zip(times[True], times[False], strict=True)]
                 run_dir = next((root / f"{size}-0-True" / "runs").glob("*/*"))
                 row = {"image_size": size, "train_images": n_train, "epochs": args.epochs, "repeats": repeats,
                        "epoch_s_off": statistics.median(times[False]), "epoch_s_on": statistics.median(times[True]),

@@ -19,9 +19,8 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine  # noqa: E402
-
-from medattn_monai.data.camelyon17 import METADATA_COLUMNS, prepare_camelyon17  # noqa: E402
+from _common import machine
+from medattn_monai.data.camelyon17 import METADATA_COLUMNS, prepare_camelyon17
 
 REAL_ROWS = 455_954
 

@@ -43,7 +43,7 @@ def layer_outputs(net: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
 
 def worst(outs: list[torch.Tensor], refs: list[torch.Tensor]) -> float:
     """Largest |difference| over all layers, relative to each layer's largest |reference|."""
-    return max(((o - r).abs().max() / r.abs().max().clamp_min(1e-12)).item() for o, r in zip(outs, refs))
+    return max(((o - r).abs().max() / r.abs().max().clamp_min(1e-12)).item() for o, r in zip(outs, refs, strict=True))
 
 
 def main() -> None:

@@ -22,9 +22,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import demo_split, machine, write_rows  # noqa: E402
-
-from medattn_monai.data import (  # noqa: E402
+from _common import demo_split, machine, write_rows
+from medattn_monai.data import (
     BatchAugment,
     ImageClassificationDataset,
     LoadResizeImaged,
@@ -33,11 +32,12 @@ from medattn_monai.data import (  # noqa: E402
     make_dataloader,
     split_items,
 )
-from medattn_monai.engine.training_setup import make_optimizer  # noqa: E402
-from medattn_monai.networks import build_network  # noqa: E402
+from medattn_monai.engine.training_setup import make_optimizer
+from medattn_monai.networks import build_network
 
 
-def pipeline_rate(items: list, size: int, cache: str, workers: int | str, batch: int, epochs: int) -> tuple[float, float]:
+def pipeline_rate(items: list, size: int, cache: str, workers: int | str, batch: int,
+                  epochs: int) -> tuple[float, float]:
     """(first epoch, later epochs) images/s of loader + batched preprocessing."""
     ds = ImageClassificationDataset(items, LoadResizeImaged("image", size), (3, size, size), cache=cache,
                                     progress=False)
@@ -81,7 +81,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    print(f"{'px':>4} {'cache':>7} {'workers':>8} {'epoch 1 img/s':>14} {'later img/s':>12} {'model img/s':>12} {'later/model':>12}")
+    print(f"{'px':>4} {'cache':>7} {'workers':>8} {'epoch 1 img/s':>14} {'later img/s':>12} {'model img/s':>12} "
+          f"{'later/model':>12}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
@@ -93,8 +94,8 @@ def main() -> None:
                 label = f"{workers}" + (" (auto)" if workers == "auto" else "")
                 rows.append({"size": size, "cache": cache, "workers": str(workers), "first": first, "later": later,
                              "model": model, "ratio": later / model})
-                print(f"{size:>4} {cache:>7} {label:>8} {first:>14.0f} {later:>12.0f} {model:>12.1f} {later / model:>12.1f}",
-                      flush=True)
+                print(f"{size:>4} {cache:>7} {label:>8} {first:>14.0f} {later:>12.0f} {model:>12.1f} "
+                      f"{later / model:>12.1f}", flush=True)
     write_rows(args.json, rows)
 
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, write_rows  # noqa: E402
+from _common import machine, write_rows
 
 
 def child(spec: str, size: int, batch: int, steps: int, retain: bool) -> dict:

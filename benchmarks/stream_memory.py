@@ -19,16 +19,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine  # noqa: E402
-
-from medattn_monai.data import (  # noqa: E402
-    ImageClassificationDataset,
-    LoadResizeImaged,
-    load_datalist,
-    make_dataloader,
-    split_items,
-)
-from medattn_monai.data.demo import make_demo_data  # noqa: E402
+from _common import machine
+from medattn_monai.data import ImageClassificationDataset, LoadResizeImaged, load_datalist, make_dataloader, split_items
+from medattn_monai.data.demo import make_demo_data
 
 
 def tree_rss_mb(pid: int | None = None) -> float:

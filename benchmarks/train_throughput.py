@@ -37,14 +37,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import demo_split, machine, write_rows  # noqa: E402
-
-from medattn_monai.data import BatchAugment, IMAGENET_MEAN, IMAGENET_STD, load_datalist, load_image_uint8, split_items  # noqa: E402
-from medattn_monai.engine.device import retain_host_memory  # noqa: E402
-from medattn_monai.engine.training_setup import make_optimizer, seed_everything  # noqa: E402
-from medattn_monai.engine.bundles import bundle_configs  # noqa: E402
-from medattn_monai.metrics import balanced_accuracy  # noqa: E402
-from medattn_monai.networks import build_network  # noqa: E402
+from _common import demo_split, machine, write_rows
+from medattn_monai.data import IMAGENET_MEAN, IMAGENET_STD, BatchAugment, load_datalist, load_image_uint8, split_items
+from medattn_monai.engine.bundles import bundle_configs
+from medattn_monai.engine.device import retain_host_memory
+from medattn_monai.engine.training_setup import make_optimizer, seed_everything
+from medattn_monai.metrics import balanced_accuracy
+from medattn_monai.networks import build_network
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,9 +54,10 @@ def bundle_run(data: Path, datalist: Path, work: Path, backbone: str, attention:
     from monai.bundle import ConfigWorkflow
 
     configs = bundle_configs("isic_attention_classification", "train.json")
-    wf = ConfigWorkflow(config_file=configs, workflow_type="train", meta_file=str(Path(configs[0]).parent / "metadata.json"),
-                        logging_file=False, backbone=backbone, attention=attention, image_size=size, epochs=epochs,
-                        batch_size=batch, dataset_dir=str(data), datalist=str(datalist), progress=False,
+    wf = ConfigWorkflow(config_file=configs, workflow_type="train",
+                        meta_file=str(Path(configs[0]).parent / "metadata.json"), logging_file=False,
+                        backbone=backbone, attention=attention, image_size=size, epochs=epochs, batch_size=batch,
+                        dataset_dir=str(data), datalist=str(datalist), progress=False,
                         output_root=str(work / "runs"), tracking_uri=f"sqlite:///{work.parent / 'mlflow.db'}",
                         **(overrides or {}))
     wf.initialize()
@@ -201,7 +201,7 @@ def main() -> None:
                 lp = n / statistics.median(times["loop"])
                 # each repeat's bundle and loop ran back to back: the median of their ratios cancels slow drifts
                 # of a shared machine that the ratio of the two medians would keep
-                ratio = statistics.median(lt / bt for bt, lt in zip(times["bundle"], times["loop"]))
+                ratio = statistics.median(lt / bt for bt, lt in zip(times["bundle"], times["loop"], strict=True))
                 rows.append({"network": spec, "size": size, "bundle_img_s": b, "loop_img_s": lp, "ratio": ratio,
                              "bundle_s": times["bundle"], "loop_s": times["loop"]})
                 print(f"{spec:<22}{size:>5}{b:>14.1f}{lp:>12.1f}{ratio:>8.3f}", flush=True)

@@ -1,7 +1,18 @@
 """medattn-monai: test rigorously whether self-attention helps CNNs in medical image classification.
 
-Subpackages follow the dependency direction of the project (see ``docs/architecture.md``):
-``cli`` -> {``search``, ``stats``, ``explain``, ``data``} -> {``tracking``/``handlers``, ``networks``, ``metrics``, ``data``}.
+The subpackages are layers: a package imports only packages below it, and the packages on one line do not import
+each other (``docs/architecture.md`` says what each holds; ``lint-imports`` checks the contract)::
+
+    cli
+    study
+    search | explain | export
+    stats
+    engine
+    handlers
+    tracking
+    networks | metrics | data
+    errors
+
 Nothing heavy is imported here so that ``import medattn_monai`` stays cheap.
 """
 

@@ -1,7 +1,10 @@
 """The ``medattn`` command: a thin layer over library functions of the same arguments.
 
 Each subcommand is ``module:function`` below; only the module of the command being run is imported, so
-``medattn --help`` answers at once. The same functions are usable from a notebook.
+``medattn --help`` answers at once, and ``medattn COMMAND --help`` reads the function's signature and docstring
+from its source without importing it (:mod:`medattn_monai.cli_help`). The same functions are usable from a notebook.
+
+``--verbose`` (any command) shows every log line of the engines (:mod:`medattn_monai.console`).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
     lines = ["usage: medattn COMMAND [ARGS] [--help]", "", "commands:"]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
-    lines += ["", "`medattn COMMAND --help` shows a command's arguments."]
+    lines += ["", "`medattn COMMAND --help` shows a command's arguments; `--verbose` shows every engine log line."]
     return "\n".join(lines)
 
 
@@ -75,16 +78,24 @@ def main(argv: list[str] | None = None) -> int:
 
     import fire
 
+    from .console import set_verbose
     from .errors import error_message, find_medattn_error
     from .tracking.store import mask_log_records, mask_secrets
 
     mask_log_records()
 
-    component = _load(COMMANDS[name][0])
     args = argv[1:]
+    if "--verbose" in args:
+        set_verbose(True)
+        args = [a for a in args if a != "--verbose"]
     if "--help" in args or "-h" in args:
+        from .cli_help import help_component
+
+        component = help_component(COMMANDS[name][0])
         # fire reads flags after "--" as its own; without it, functions taking **overrides would swallow --help
         args = [a for a in args if a not in ("--help", "-h")] + ["--", "--help"]
+    else:
+        component = _load(COMMANDS[name][0])
     try:
         fire.Fire(component, command=args, name=f"medattn {name}", serialize=_serialize)
     except fire.core.FireExit as e:

@@ -55,7 +55,7 @@ def error_message(err: BaseException) -> str:
     return text
 
 
-def _excepthook(exc_type, exc, tb, _previous=sys.excepthook):  # noqa: ANN001
+def _excepthook(exc_type, exc, tb, _previous=sys.excepthook):
     err = find_medattn_error(exc)
     if err is None or os.environ.get("MEDATTN_TRACEBACK"):
         _previous(exc_type, exc, tb)

@@ -7,9 +7,10 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,16 @@ ISIC_CONFIGS = ISIC_BUNDLE / "configs"
 CAMELYON_BUNDLE = REPO / "bundles" / "camelyon17_attention_classification"
 # small and fast, but the same code path as the README's demo run
 TRAIN_OVERRIDES = {"epochs": 3, "image_size": 32, "batch_size": 32, "val_batch_size": 256, "progress": False}
+# fixtures that train a model: a test that needs one (itself or through another fixture) is an end-to-end training
+TRAINING_FIXTURES = frozenset({"trained_run", "attention_run", "camelyon_run", "shortcut_run", "control_run"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that uses a training fixture ``slow`` (``pytest -m "not slow"`` leaves them out); a test that
+    trains by itself, or reaches a trained run through ``request.getfixturevalue``, carries the mark explicitly."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -36,9 +47,9 @@ def _isolated_environment(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> SimpleNamespace:
     """The ISIC demo dataset (small), written once per session."""
-    from medattn_monai.data.demo import make_demo_data
-
     import mlflow
+
+    from medattn_monai.data.demo import make_demo_data
 
     root = tmp_path_factory.mktemp("demo")
     make_demo_data(str(root), seed=0, n_lesions=400)

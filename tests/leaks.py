@@ -5,8 +5,9 @@ runs commands against real servers can check that a secret leaked nowhere."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 
 def in_files(secret: str, folders: Iterable[str | Path]) -> list[str]:

@@ -109,7 +109,7 @@ def test_local_gradients_match_reference():
     table = torch.randn(1, 5, 5, dtype=f64, requires_grad=True)
     grads = torch.autograd.grad(local_attention(q, k, v, table, 3).square().sum(), (q, k, v, table))
     expected = torch.autograd.grad(naive_local(q, k, v, table).square().sum(), (q, k, v, table))
-    for g, e in zip(grads, expected):
+    for g, e in zip(grads, expected, strict=True):
         torch.testing.assert_close(g, e, atol=1e-9, rtol=0)
 
 

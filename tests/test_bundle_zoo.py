@@ -13,6 +13,8 @@ from monai.bundle import ckpt_export, verify_metadata, verify_net_in_out
 from conftest import REPO, camelyon_paths, train_overrides, workflow_property_problems
 from medattn_monai.engine.bundle_source import BUNDLES
 
+pytestmark = pytest.mark.slow  # the bundle fixture takes a trained run through request.getfixturevalue
+
 SCHEMA = REPO / "medattn_monai" / "schemas" / "meta_schema_20240725.json"
 META = "configs/metadata.json"
 

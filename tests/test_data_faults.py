@@ -11,8 +11,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
+from conftest import REPO
 from medattn_monai.cli import main
 from medattn_monai.data import load_datalist
 from medattn_monai.data.demo import make_demo_data

@@ -12,9 +12,11 @@ import mlflow
 import pytest
 
 from conftest import train_overrides
-from medattn_monai.tracking import read_run_info
-from medattn_monai.search import search
 from medattn_monai.engine.launch import run_training
+from medattn_monai.search import search
+from medattn_monai.tracking import read_run_info
+
+pytestmark = pytest.mark.slow  # both tests train (under two processes)
 
 TESTS = Path(__file__).resolve().parent
 

@@ -56,7 +56,7 @@ def test_items_carry_the_annotations_and_isic_labels(derm7pt_dir, tmp_path, caps
         assert item["seven_point_score"] == row["seven_point_score"]
         assert item["sex"] == row["sex"] and item["location"] == row["location"]
     # the split follows the index files
-    for split, name in zip(SPLITS, ("train", "valid", "test")):
+    for split, name in zip(SPLITS, ("train", "valid", "test"), strict=True):
         idx = pd.read_csv(derm7pt_dir / "meta" / f"{name}_indexes.csv")["indexes"]
         expected = {int(meta["case_num"][i]) for i in idx if DIAGNOSIS_TO_ISIC[meta["diagnosis"][i]] is not None}
         assert {item["case_num"] for item in datalist[split]} == expected

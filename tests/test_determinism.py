@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import multiprocessing
 
+import pytest
 import torch
 
 from conftest import train_overrides
 from medattn_monai.engine import train
 from medattn_monai.tracking import LAST_CHECKPOINT
+
+pytestmark = pytest.mark.slow  # three trainings
 
 
 def _history(demo_data, work, seed: int, epochs: int = 2) -> dict:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from ignite.engine import Events
 
 from conftest import ISIC_CONFIGS, REPO, train_overrides
 from medattn_monai.cli import main
+from medattn_monai.errors import find_medattn_error
 
 
 def _statuses(uri: str) -> list[str]:
@@ -26,16 +29,76 @@ def _train_cli(overrides: dict, capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def test_corrupt_jpeg_fails_the_run_and_names_the_file(demo_data, tmp_path, capsys):
+def _train_cli_output(overrides: dict, capsys) -> tuple[int, str, str]:
+    code = main(["train"] + [f"--{k}={v}" for k, v in overrides.items()])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("cache", ["auto", "stream"])  # decoded by threads into RAM, or in DataLoader workers
+def test_corrupt_jpeg_fails_the_run_and_names_the_file(cache, demo_data, tmp_path, capsys):
     data = tmp_path / "isic"
     shutil.copytree(demo_data.dataset_dir, data)
     victim = json.loads(demo_data.datalist.read_text())["training"][7]["image"]
     (data / victim).write_bytes((data / victim).read_bytes()[:200])
-    code, err = _train_cli(train_overrides(demo_data, tmp_path, dataset_dir=data, epochs=1), capsys)
+    overrides = train_overrides(demo_data, tmp_path, dataset_dir=data, epochs=1, cache=cache)
+    code, out, err = _train_cli_output(overrides, capsys)
     assert code == 2
     assert err.strip().splitlines()[-1].startswith("medattn: error: cannot decode image")
-    assert victim.split("/")[-1] in err and "Traceback" not in err
+    assert victim.split("/")[-1] in err
+    # Ignite logs the exception (a worker's with its traceback) before re-raising it: not on the screen by default
+    for text in (out, err):
+        assert "Traceback" not in text and "terminating due to exception" not in text
     assert _statuses(train_overrides(demo_data, tmp_path)["tracking_uri"]) == ["FAILED"]
+
+
+def _inference(folder, run_dir, cwd, **overrides) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(ISIC_CONFIGS / "inference.json"),
+           "--input_dir", str(folder), "--run_dir", str(run_dir)]
+    cmd += [f"--{k}={v}" for k, v in overrides.items()]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("MEDATTN_TRACEBACK", None)
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=cwd, timeout=300, env=env)
+
+
+def test_inference_predicts_every_readable_image_and_lists_the_others(demo_data, trained_run, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    good = sorted((demo_data.dataset_dir / "ISIC_2019_Training_Input").glob("*.jpg"))[:3]
+    for path in good:
+        shutil.copy(path, folder / path.name)
+    # sorted first and batches of 2: the first batch holds no readable image at all
+    (folder / "a_truncated.jpg").write_bytes(good[0].read_bytes()[:300])
+    (folder / "b_not_an_image.png").write_text("not an image")
+    proc = _inference(folder, trained_run.run_dir, tmp_path, val_batch_size=2, num_workers=1)
+    screen = proc.stdout + proc.stderr
+    assert proc.returncode == 0, screen
+    assert "Traceback" not in screen and "terminating due to exception" not in screen
+    warnings = [line for line in screen.splitlines() if "could not be read" in line]
+    assert len(warnings) == 1 and "2 of 5 images" in warnings[0], screen
+    with open(tmp_path / "inference" / "predictions_inference.csv") as f:
+        assert sorted(row["image"] for row in csv.DictReader(f)) == sorted(p.name for p in good)
+    with open(tmp_path / "inference" / "unreadable_inference.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["image"] for r in rows] == ["a_truncated.jpg", "b_not_an_image.png"]
+    assert all("cannot decode image" in r["reason"] for r in rows)
+
+
+def test_inference_with_no_readable_image_fails_in_one_line(trained_run, tmp_path):
+    from monai.bundle import ConfigWorkflow
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "empty.jpg").write_bytes(b"")
+    workflow = ConfigWorkflow(config_file=str(ISIC_CONFIGS / "inference.json"), workflow_type="infer",
+                              input_dir=str(folder), run_dir=str(trained_run.run_dir),
+                              inference_output_dir=str(tmp_path / "out"), num_workers=0)
+    workflow.initialize()
+    with pytest.raises(Exception) as err:
+        workflow.run()
+    message = str(find_medattn_error(err.value))
+    assert message.startswith("none of the 1 images could be read (cannot decode image") and "empty.jpg" in message
+    assert (tmp_path / "out" / "unreadable_inference.csv").is_file()
 
 
 @pytest.mark.parametrize(

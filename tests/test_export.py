@@ -106,6 +106,7 @@ def _original_probabilities(run: SimpleNamespace, files: list[Path]) -> torch.Te
         return torch.softmax(net(PrepareBatch().images(x)), dim=1)
 
 
+@pytest.mark.slow  # trained runs, through the bundle fixture's request.getfixturevalue
 def test_bundle_runs_with_monai_alone(bundle, demo_data, tmp_path):
     datalist = json.loads(demo_data.datalist.read_text())
     images = tmp_path / "images"
@@ -142,6 +143,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow  # trained runs, through the bundle fixture's request.getfixturevalue
 def test_bundle_layout_metadata_and_imports(bundle):
     folder = bundle.folder
     files = _files(folder)

@@ -82,7 +82,7 @@ def test_overwrite_replaces_only_its_own_export_and_a_failure_keeps_the_previous
     export_bundle(trained_run.info["run_id"], str(out), **kwargs)
     assert is_export(out) and zipfile.is_zipfile(f"{out}.zip")
     with pytest.raises(ConfigError, match="holds an earlier export: pass --overwrite"):
-        check_targets(out, overwrite=False, zip=True)
+        check_targets(out, overwrite=False, with_zip=True)
     (out / "scripts" / "__pycache__").mkdir()  # running the bundle leaves bytecode: not a user's file
     (out / "scripts" / "__pycache__" / "resnet.cpython-311.pyc").write_bytes(b"\0")
     (out / "LICENSE").write_text("edited by the user")  # --overwrite is the user's word for the export's own files
@@ -145,6 +145,7 @@ def test_a_run_trained_on_real_data_keeps_the_datasets_texts(trained_run, tmp_pa
     real.pop("demo")
     (tmp_path / "real.json").write_text(json.dumps(real))
     source.info["datalist"] = str(tmp_path / "real.json")
+    source.info.pop("demo")  # a run trained before run.json recorded the flag: its datalist decides
     folder = write_bundle(source, tmp_path / "bundle")
     meta = json.loads((folder / "configs" / "metadata.json").read_text())
     readme = (folder / "docs" / "README.md").read_text()

@@ -268,7 +268,8 @@ def test_feature_usage_table_and_its_bar_plot(tmp_path):
         "site": rng.choice(["head", "trunk", "limb"], size=240),
         "site_code": rng.integers(0, 3, 240),
     })
-    table = feature_usage_table(outputs, features, labels, n_permutations=400, seed=3, kinds={"site_code": "categorical"})
+    table = feature_usage_table(outputs, features, labels, n_permutations=400, seed=3,
+                                kinds={"site_code": "categorical"})
     assert list(table.columns) == ["feature", "kind", "statistic", "p", "p_holm", "n_used"]
     assert list(table["feature"]) == ["artefact", "age", "site", "site_code"]
     assert list(table["kind"]) == ["binary", "continuous", "categorical", "categorical"]

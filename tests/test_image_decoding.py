@@ -105,3 +105,23 @@ def test_a_16_bit_png_trains_on_correctly_scaled_pixels(tmp_path):
     x, _ = PrepareBatch(mean=(0, 0, 0), std=(1, 1, 1))(batch)
     means = x.mean(dim=(1, 2, 3)).tolist()
     assert means == pytest.approx([0.0, 0.25, 0.5, 1.0, 0.5], abs=0.003)
+
+
+def test_a_worker_forked_while_another_thread_opens_an_image_can_open_images(tmp_path):
+    # DataLoader workers are forked while the cache-filling threads decode: a lock held at the fork must not
+    # leave the worker waiting for it forever
+    import multiprocessing
+
+    from PIL import Image
+
+    from medattn_monai.data import transforms
+
+    path = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(path)
+    with transforms._OPEN_LOCK:  # another thread is inside Image.open at the moment of the fork
+        child = multiprocessing.get_context("fork").Process(target=transforms.load_image_uint8, args=(str(path), 8))
+        child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0, "the forked worker could not open an image (it waited for a lock held at the fork)"

@@ -32,7 +32,7 @@ def test_ignite_metric_exact_over_uneven_batches_with_absent_classes():
     metric = BalancedAccuracy(num_classes=k)
     metric.reset()
     bounds = [0, 3, 50, 51, 130, 300, 301]  # uneven, incl. batches of one; class 3 absent from some batches
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         metric.update((torch.tensor(logits[a:b]), torch.tensor(y[a:b])))
     expected = balanced_accuracy_score(y, logits.argmax(1))
     assert metric.compute() == pytest.approx(expected, abs=1e-12)
@@ -44,7 +44,7 @@ def test_ignite_metric_accepts_one_hot_and_decollated_outputs():
     metric = BalancedAccuracy(num_classes=3)
     metric.reset()
     # MONAI's decollated output: a list of per-sample dicts
-    metric.update([{"pred": p, "label": torch.nn.functional.one_hot(t, 3)} for p, t in zip(pred, y)])
+    metric.update([{"pred": p, "label": torch.nn.functional.one_hot(t, 3)} for p, t in zip(pred, y, strict=True)])
     assert metric.compute() == pytest.approx((1 + 0 + 1) / 3)
 
 

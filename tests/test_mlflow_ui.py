@@ -22,13 +22,22 @@ import pytest
 
 from conftest import fresh_store
 from medattn_monai.tracking.mlflow_runs import (
-    create_run, end_run, get_or_create_experiment, log_metrics, log_params_once,
+    create_run,
+    end_run,
+    get_or_create_experiment,
+    log_metrics,
+    log_params_once,
 )
 from medattn_monai.tracking.naming import make_run_name
 from medattn_monai.tracking.tags import logged_params
 from medattn_monai.tracking.tracked_run import tracked_run
 from medattn_monai.tracking.ui import (
-    EXPERIMENT_KIND_TAG, MODEL_TRAINING, VIEW_COLUMNS, VIEW_NAME, VIEW_TAG, comparison_url,
+    EXPERIMENT_KIND_TAG,
+    MODEL_TRAINING,
+    VIEW_COLUMNS,
+    VIEW_NAME,
+    VIEW_TAG,
+    comparison_url,
 )
 
 EXPERIMENT = "isic-demo"
@@ -184,7 +193,8 @@ class RunsTable(HTMLParser):
     (``col-id``, e.g. ``tags.`backbone```); the pinned run-name column is a separate block with the same row ids.
     """
 
-    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+    VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
+                      "wbr"})
 
     def __init__(self, html: str) -> None:
         super().__init__()

@@ -25,6 +25,7 @@ def _runs(uri: str, experiment: str = "isic-demo") -> list:
     return client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
 
 
+@pytest.mark.slow
 def test_pruned_trial_is_a_killed_child_and_the_best_value_is_the_best_child(demo_data, tmp_path, one_thread):
     overrides = train_overrides(demo_data, tmp_path, epochs=2)
     space = tmp_path / "space.yaml"
@@ -72,11 +73,12 @@ _WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_workers_on_one_journal_share_the_trials(demo_data, tmp_path):
     ready = tmp_path / "ready"
     ready.mkdir()
-    args = {**train_overrides(demo_data, tmp_path, epochs=1), "n_trials": 4, "storage": str(tmp_path / "optuna.journal"),
-            "ready": str(ready)}
+    args = {**train_overrides(demo_data, tmp_path, epochs=1), "n_trials": 4,
+            "storage": str(tmp_path / "optuna.journal"), "ready": str(ready)}
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     workers = [subprocess.Popen([sys.executable, "-c", _WORKER, json.dumps(args), name], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
@@ -153,7 +155,7 @@ def test_claims_are_exclusive_and_a_dead_holders_claim_is_taken_over(tmp_path):
         second.finish()
     assert claim_state(storage, "cell/s0") == ("done", 1)
     assert try_claim(storage, "cell/s0").generation == 2, "done work may be claimed again (its record decides)"
-    with try_claim(storage, "cell/s1") as failed:  # left without finish(): given back
+    with try_claim(storage, "cell/s1"):  # left without finish(): given back
         pass
     assert claim_state(storage, "cell/s1") == ("released", 0)
     assert try_claim(storage, "cell/s1").generation == 1

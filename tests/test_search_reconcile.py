@@ -118,6 +118,7 @@ def _search_runs(uri: str) -> list:
     return client.search_runs([exp.experiment_id]) if exp else []
 
 
+@pytest.mark.slow
 def test_a_trial_finished_in_mlflow_but_not_told_is_kept_on_rerun(demo_data, tmp_path, space_file, one_thread):
     """The state a SIGKILL between the run's FINISHED and Optuna's tell leaves: rerunning the search keeps it."""
     overrides = train_overrides(demo_data, tmp_path, epochs=1)
@@ -142,6 +143,7 @@ def test_a_trial_finished_in_mlflow_but_not_told_is_kept_on_rerun(demo_data, tmp
     assert {r.info.status for r in runs} == {"FINISHED"}, "nothing left RUNNING, the parent included"
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_trial_leaves_no_running_run(demo_data, tmp_path, space_file, one_thread):
     overrides = train_overrides(demo_data, tmp_path, epochs=1)
     journal = str(tmp_path / "optuna.journal")

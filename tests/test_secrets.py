@@ -80,6 +80,7 @@ def test_error_lines_name_the_store_without_its_password(demo_data, tmp_path, mo
     assert not list((tmp_path / "runs").glob("*/*/model.pt")), "nothing trained"
 
 
+@pytest.mark.slow
 def test_a_known_password_appears_nowhere(demo_data, tmp_path, team_servers, monkeypatch, capfd, one_thread):
     tmp_path = tmp_path / "work"  # everything the commands write
     tmp_path.mkdir()

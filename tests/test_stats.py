@@ -19,8 +19,21 @@ import pandas as pd
 import pytest
 
 from medattn_monai.stats import (
-    bootstrap_mean_diff_ci, compare_runs, detectable_difference, friedman_nemenyi, hedges_g, holm, min_mwu_p,
-    min_wilcoxon_p, mwu_p, nemenyi_different_pairs, paired_t_p, runs_frame, variant_of, welch_mean_diff_ci, welch_p,
+    bootstrap_mean_diff_ci,
+    compare_runs,
+    detectable_difference,
+    friedman_nemenyi,
+    hedges_g,
+    holm,
+    min_mwu_p,
+    min_wilcoxon_p,
+    mwu_p,
+    nemenyi_different_pairs,
+    paired_t_p,
+    runs_frame,
+    variant_of,
+    welch_mean_diff_ci,
+    welch_p,
     wilcoxon_p,
 )
 from medattn_monai.stats.frame_comparison import COMPARISON_COLUMNS, PAIRED_COLUMNS
@@ -235,7 +248,7 @@ def test_runs_frame_lists_skipped_runs_with_reasons():
     assert runs["run_id"].tolist() == ["a", "b"]
     assert runs["variant"].tolist() == ["ga", "plain"]
     assert runs["seed"].tolist()[0] == 0 and pd.isna(runs["seed"].tolist()[1])
-    assert dict(zip(skipped["run_id"], skipped["reason"])) == {
+    assert dict(zip(skipped["run_id"], skipped["reason"], strict=True)) == {
         "c": "no metric test_bacc",
         "d": "status FAILED",
         "e": "metric test_bacc is nan",

@@ -52,7 +52,7 @@ def test_a_variant_spanning_two_cells_is_refused_naming_the_keys():
 def test_split_cells_compares_each_training_setting_on_its_own():
     runs = _frame([("ga", "c-ga", GA3, {}), ("plain", "c-p3", PLAIN3, {}), ("plain", "c-p2", PLAIN2, {"epochs": "2"})])
     result = compare_runs(runs, split_cells=True)
-    assert list(zip(result.groups["family"], result.groups["variant"], result.groups["n"])) == [
+    assert list(zip(result.groups["family"], result.groups["variant"], result.groups["n"], strict=True)) == [
         ("resnet18 [epochs=2]", "plain", 5), ("resnet18 [epochs=3]", "plain", 5), ("resnet18 [epochs=3]", "ga", 5)]
     # ga (3 epochs) is compared with the 3-epoch plain CNN only
     (row,) = result.comparisons.itertuples(index=False)

@@ -114,7 +114,7 @@ def test_compare_end_to_end(store, tmp_path, capsys):
         "welch_p", "mwu_p", "holm_welch_p", "holm_mwu_p", "hedges_g", "ci_low", "ci_high", "ci_method",
         "detectable_diff", "n_pairs", "paired_t_p", "wilcoxon_p", "holm_paired_t_p", "holm_wilcoxon_p",
     ]
-    pairs = list(zip(table["family"], table["variant"], table["reference"]))
+    pairs = list(zip(table["family"], table["variant"], table["reference"], strict=True))
     assert pairs == [("densenet121", "ga", "plain"), ("resnet18", "ga", "plain"), ("resnet18", "ga", "matched-ga"),
                      ("resnet18", "ga", "vit"), ("resnet18", "se", "plain"), ("resnet18", "se", "vit")]
     ga = table.iloc[1]
@@ -151,7 +151,7 @@ def test_compare_end_to_end(store, tmp_path, capsys):
     inputs = pd.read_csv(out / "input_runs.csv")
     assert sorted(inputs["run_id"]) == sorted(store["inputs"])
     skipped = pd.read_csv(out / "skipped_runs.csv")
-    assert dict(zip(skipped["run_id"], skipped["reason"])) == store["skipped"]
+    assert dict(zip(skipped["run_id"], skipped["reason"], strict=True)) == store["skipped"]
 
     markdown = (out / "comparison.md").read_text()
     assert "| resnet18 | ga | plain | 10 | 10 |" in markdown and "9.33e-10" in markdown
@@ -274,7 +274,7 @@ def test_compare_split_cells_reports_each_setting_apart(cell_store, tmp_path, ca
     assert code == 0
     assert "== cells / resnet18 [epochs=2] ==" in printed and "split_cells = True" in printed
     groups = pd.read_csv(out / "groups.csv")
-    assert list(zip(groups["family"], groups["variant"], groups["n"])) == [
+    assert list(zip(groups["family"], groups["variant"], groups["n"], strict=True)) == [
         ("resnet18 [epochs=2]", "plain", 5), ("resnet18 [epochs=3]", "plain", 5), ("resnet18 [epochs=3]", "ga", 5)]
     table = pd.read_csv(out / "comparison.csv")
     assert table[["family", "variant", "reference", "n_reference"]].values.tolist() == [

@@ -12,7 +12,7 @@ With this simulation the percentile bootstrap that was the default before covere
 from __future__ import annotations
 
 import itertools
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest

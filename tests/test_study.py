@@ -58,14 +58,23 @@ def _kill_after_first_run(config_path, uri: str, cwd) -> object:
     return done[0]
 
 
-def test_study_killed_after_its_first_run_resumes_without_retraining_it(demo_data, tmp_path, one_thread):
+@pytest.mark.slow
+def test_study_killed_after_its_first_run_resumes_without_retraining_it(demo_data, tmp_path, one_thread, capsys):
     config = _config(demo_data, tmp_path)
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(config))
     first = _kill_after_first_run(path, config["tracking_uri"], tmp_path)
     cell, seed = first.data.tags["cell"], first.data.tags["seed"]
 
+    capsys.readouterr()
     result = study(config=str(path))
+    screen = capsys.readouterr()
+    # the study's own lines: one per finished run, not each training's epochs, MLflow and engine lines
+    finished = [line for line in screen.out.splitlines() if line.startswith(("resnet18-ga seed", "resnet18-la seed"))]
+    assert len(finished) == 4 and sum("done before" in line for line in finished) == 1, screen.out
+    for noise in ("epoch 1/1", "Engine run", "Epoch[", "Got new best", "MLflow run", "evaluation 1 of run"):
+        assert noise not in screen.out + screen.err, noise
+    assert "mlflow ui --backend-store-uri sqlite:///" in screen.out
 
     assert len(result.outcomes) == 4
     again = [o for o in result.outcomes if o["cell_hash"] == cell and str(o["seed"]) == seed]
@@ -86,7 +95,8 @@ def test_study_killed_after_its_first_run_resumes_without_retraining_it(demo_dat
     for label in ("resnet18-ga", "resnet18-la"):
         row = summary.loc[(label, "test_bacc")]
         values = result.runs[result.runs["cell"] == label]["test_bacc"]
-        assert row["n"] == 2 and row["mean"] == pytest.approx(values.mean()) and row["std"] == pytest.approx(values.std())
+        assert row["n"] == 2 and row["mean"] == pytest.approx(values.mean())
+        assert row["std"] == pytest.approx(values.std())
     assert (tmp_path / "out" / "study_summary.md").is_file()
     assert (tmp_path / "out" / "comparison" / EXPERIMENT / "comparison.csv").is_file()
 
@@ -99,6 +109,7 @@ def test_study_killed_after_its_first_run_resumes_without_retraining_it(demo_dat
     assert len(_runs_of_type(config["tracking_uri"], "explain")) == 2, "nor explains a run twice"
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_retried_once_and_reported(demo_data, tmp_path, one_thread):
     config = _config(demo_data, tmp_path, variants=["la"], seeds=[0], compare=False,
                      params={"resnet18-la": {"window": 4}})  # an even window cannot be centred: every try fails

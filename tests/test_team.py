@@ -118,7 +118,7 @@ def test_a_storage_password_appears_nowhere(team_study, team_servers):
     password = team_study.password
     assert password in team_study.storage
     leaks = in_texts(password, {f"worker{i} {stream}": text for i, pair in enumerate(team_study.outputs)
-                                for stream, text in zip(("stdout", "stderr"), pair)})
+                                for stream, text in zip(("stdout", "stderr"), pair, strict=True)})
     leaks += in_files(password, team_study.folders)
     leaks += in_mlflow(password, team_study.uri, artifacts=False) + in_files(password, [team_servers.artifacts])
     leaks += in_optuna(password, optuna.storages.RDBStorage(team_study.storage))

@@ -40,7 +40,7 @@ def test_tags_equal_the_config(trained_run, demo_data, monkeypatch):
 
 def test_every_hyper_parameter_is_a_param(trained_run, client):
     params = client.get_run(trained_run.info["run_id"]).data.params
-    for key, value in trained_run.info["params"].items():
+    for key in trained_run.info["params"]:
         assert key in params, key
     assert params["epochs"] == "3" and params["image_size"] == "32" and params["learning_rate"] == "0.002"
 
@@ -117,7 +117,8 @@ def test_artifacts_hold_config_checkpoints_and_predictions(trained_run, client):
     run_id = trained_run.info["run_id"]
     top = {a.path for a in client.list_artifacts(run_id)}
     assert {"model.pt", "checkpoint_last.pt", "run.json"} <= top
-    assert {"eval/predictions_test.csv", "eval/confusion_test.csv"} <= {a.path for a in client.list_artifacts(run_id, "eval")}
+    evaluated = {a.path for a in client.list_artifacts(run_id, "eval")}
+    assert {"eval/predictions_test.csv", "eval/confusion_test.csv"} <= evaluated
     local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="model.pt",
                                                 tracking_uri=trained_run.tracking_uri)
     state = torch.load(local, weights_only=True)
@@ -131,6 +132,7 @@ def test_checkpoints_are_plain_state_dicts(trained_run):
     assert sorted(last["run"]["history"]) == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_monai_tracking_option_logs_nothing_twice(demo_data, tmp_path):
     from medattn_monai.engine import train
 

@@ -8,7 +8,8 @@ uninterrupted one, on any device.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

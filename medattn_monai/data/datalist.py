@@ -13,8 +13,9 @@ import json
 import logging
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ConfigError, DataError
 from .datalist_checks import SPLITS, check_datalist, normalised_paths

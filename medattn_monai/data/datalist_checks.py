@@ -20,7 +20,8 @@ import math
 import posixpath
 import re
 from collections import defaultdict
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..errors import DataError
 

@@ -12,7 +12,8 @@
 - ``"monai"``: MONAI's ``CacheDataset`` (per-item cache in RAM, filled at construction).
 
 Batches are dictionaries ``{"image": uint8 B×C×H×W, "label": int64 B, "index": int64 B}``; ``index`` is the position
-in ``data`` (predictions refer back to it).
+in ``data`` (predictions refer back to it). With ``skip_unreadable`` (inference) an image that cannot be read is left
+out of its batch, which lists it instead: ``"unreadable": [(index, message), …]``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from monai.data import CacheDataset, PersistentDataset
 from monai.data import Dataset as MonaiDataset
 from tqdm.auto import tqdm
 
-from ..errors import DataError, find_medattn_error
+from ..errors import DataError, error_message, find_medattn_error
 
 __all__ = ["CACHE_MODES", "ImageClassificationDataset", "total_memory_bytes", "collate_batch"]
 
@@ -90,13 +91,19 @@ class ImageClassificationDataset(torch.utils.data.Dataset):
         name: split name used in messages.
         prefetch: start filling the RAM cache in background threads at construction (errors surface at the first
             batch, naming the image).
+        skip_unreadable: leave an image that is missing or cannot be decoded out of its batch and list it in the
+            batch's ``unreadable`` instead of stopping (inference: predict what can be read). Decodes per batch
+            (``cache`` ``auto`` or ``stream``); a batch may then be empty.
     """
 
     def __init__(self, data: Sequence[dict], transform: Callable, image_shape: Sequence[int], cache: str = "auto",
                  cache_budget: float = 0.25, cache_dir: str | None = None, num_threads: int | None = None,
-                 check_files: bool = True, progress: bool = True, name: str = "data", prefetch: bool = True) -> None:
+                 check_files: bool = True, progress: bool = True, name: str = "data", prefetch: bool = True,
+                 skip_unreadable: bool = False) -> None:
         if cache not in CACHE_MODES:
             raise DataError(f"cache={cache!r} is not one of {CACHE_MODES}")
+        if skip_unreadable and cache not in ("auto", "stream"):
+            raise DataError(f"skip_unreadable decodes per batch: cache must be 'auto' or 'stream', not {cache!r}")
         if not data:
             raise DataError(f"split {name!r} is empty")
         self.data = [dict(item, index=item.get("index", i)) for i, item in enumerate(data)]
@@ -105,11 +112,13 @@ class ImageClassificationDataset(torch.utils.data.Dataset):
         self.name = name
         self.num_threads = num_threads or os.cpu_count() or 1
         self.progress = progress
-        if check_files:
+        self.skip_unreadable = skip_unreadable
+        if check_files and not skip_unreadable:
             self._check_files()
         self.bytes_needed = len(self.data) * int(torch.tensor(self.image_shape).prod())
         if cache == "auto":
-            cache = "ram" if self.bytes_needed <= cache_budget * total_memory_bytes() else "stream"
+            fits = self.bytes_needed <= cache_budget * total_memory_bytes()
+            cache = "ram" if fits and not skip_unreadable else "stream"
         self.cache = cache
         self._images: torch.Tensor | None = None
         self._filling: tuple | None = None
@@ -221,10 +230,27 @@ class ImageClassificationDataset(torch.utils.data.Dataset):
         if self.cache == "ram":
             self.fill_cache()
             images = self._images[idx]
+        elif self.skip_unreadable:
+            return self._readable_batch(indices)
         else:
             images = torch.stack([self._decode(int(i)) for i in indices])
         return {"image": images, "label": self.labels[idx], "index": self.indices[idx]}
 
+    def _readable_batch(self, indices: Sequence[int]) -> dict[str, Any]:
+        """The batch of the readable images of ``indices``; ``unreadable``: (index, message) of the others."""
+        images, kept, unreadable = [], [], []
+        for i in (int(i) for i in indices):
+            try:
+                images.append(self._decode(i))
+                kept.append(i)
+            except DataError as e:
+                unreadable.append((int(self.indices[i]), error_message(e)))
+        idx = torch.as_tensor(kept, dtype=torch.long)
+        stacked = torch.stack(images) if images else torch.empty((0, *self.image_shape), dtype=torch.uint8)
+        return {"image": stacked, "label": self.labels[idx], "index": self.indices[idx], "unreadable": unreadable}
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         batch = self.__getitems__([i])
-        return {k: v[0] for k, v in batch.items()}
+        if batch.get("unreadable"):  # one item has no batch to leave it out of
+            raise DataError(batch["unreadable"][0][1])
+        return {k: v[0] for k, v in batch.items() if k != "unreadable"}

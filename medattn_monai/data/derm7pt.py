@@ -18,8 +18,8 @@ listed under ``"unmapped"`` in the datalist and in the converter's message, neve
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd

@@ -7,9 +7,10 @@ than the network. Which image files and bit depths are read, and how each is sca
 
 from __future__ import annotations
 
+import os
 import threading
 import warnings
-from typing import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -30,6 +31,16 @@ _TIFF_BITS_PER_SAMPLE = 258
 # Image.open runs Pillow's decompression-bomb check, which only warns between MAX_IMAGE_PIXELS and twice that; the
 # warning is turned into an error while opening (warnings filters are process-wide: opens are serialised)
 _OPEN_LOCK = threading.Lock()
+
+
+def _new_open_lock() -> None:
+    # a DataLoader worker forked while a cache-filling thread held the lock would otherwise wait for it forever
+    global _OPEN_LOCK  # noqa: PLW0603 - the lock guards process-wide warning filters: one per process
+    _OPEN_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_open_lock)
 
 
 def _open(path: str) -> Image.Image:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import difflib
 import json
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ..errors import ConfigError
 from .config_keys import coerce

@@ -13,7 +13,8 @@ Types: ``bool``, ``int``, ``float``, ``str``, ``dict``, ``list`` and unions of t
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..errors import ConfigError
 

@@ -24,7 +24,8 @@ from ..errors import ConfigError, DataError
 from ..handlers.predictions import PredictionWriter
 from ..tracking.run_folder import BEST_MODEL, check_classes, read_run_info
 
-__all__ = ["IMAGE_SUFFIXES", "evaluate_splits", "evaluation_step", "inference_items", "run_datalist", "split_loaders"]
+__all__ = ["IMAGE_SUFFIXES", "ReadableInferer", "evaluate_splits", "evaluation_step", "inference_items", "run_datalist",
+           "split_loaders"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", *NIFTI_SUFFIXES)
 logger = logging.getLogger("medattn")
@@ -91,6 +92,24 @@ def _log_to_run(info: Mapping[str, Any], writer: PredictionWriter) -> None:
     logger.info("evaluation %d of run %s logged into its MLflow run %s", step, info.get("run_name"), info["run_id"])
     for path in writer.files:
         log_artifact(client, info["run_id"], path, artifact_path="eval")
+
+
+class ReadableInferer:
+    """The network on a batch, and no call for an empty one: inference leaves unreadable images out of their batch
+    (``skip_unreadable``), so a batch may hold none, and networks that flatten with ``view(B, -1)`` (MONAI's ResNet)
+    fail on zero images.
+
+    Args:
+        num_classes: the width of the (empty) output of an empty batch.
+    """
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = int(num_classes)
+
+    def __call__(self, inputs: Any, network: Any, *args: Any, **kwargs: Any) -> Any:
+        if inputs.shape[0] == 0:
+            return inputs.new_zeros((0, self.num_classes))
+        return network(inputs, *args, **kwargs)
 
 
 def run_datalist(path: str, info: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..errors import MedattnError, error_message, find_medattn_error
 from ..tracking.mlflow_runs import is_pruned
@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             configs = bundle_configs(spec["bundle"], "train.json", "multi_gpu_train.json")
             run_workflow(configs, "train", extra_handlers=spec.get("extra_handlers", ()), **spec["overrides"])
-    except BaseException as e:  # noqa: BLE001 - every outcome is reported to the launching process
+    except BaseException as e:  # every outcome, KeyboardInterrupt included, is reported to the launching process
         if is_pruned(e):  # an outcome, not a failure: exit 0 so torchrun reports no error
             _write_result(spec["result"], PRUNED, str(e))
             return 0

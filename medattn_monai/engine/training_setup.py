@@ -1,14 +1,19 @@
-"""What a training is set up with: the optimizer, the loss, checks of the hyper-parameters, and the seed."""
+"""What a training is set up with: the optimizer, the loss, checks of the hyper-parameters, the seed, and a word on
+what the network costs when that is a surprise."""
 
 from __future__ import annotations
 
-from typing import Sequence
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
 from ..errors import ConfigError
 
-__all__ = ["check_hyper_parameters", "make_loss", "make_optimizer", "seed_everything"]
+__all__ = ["check_hyper_parameters", "make_loss", "make_optimizer", "network_cost", "seed_everything"]
+
+logger = logging.getLogger("medattn")
 
 
 def make_optimizer(network: torch.nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.AdamW:
@@ -30,7 +35,8 @@ def make_optimizer(network: torch.nn.Module, learning_rate: float, weight_decay:
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     # on CUDA the fused kernel updates every parameter in one launch; on CPU the default measured as fast as foreach
     on_cuda = any(p.is_cuda for p in decay + no_decay)
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=learning_rate, **({"fused": True} if on_cuda else {}))
+    fused = {"fused": True} if on_cuda else {}
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=learning_rate, **fused)
 
 
 def make_loss(num_classes: int, label_smoothing: float = 0.0, class_weights: str | Sequence[float] | None = None,
@@ -77,3 +83,13 @@ def check_hyper_parameters(epochs: int, batch_size: int, learning_rate: float, w
     ):
         if not ok:
             raise ConfigError(f"bad value for {key}: {value!r}")
+
+
+def network_cost(network_args: Mapping[str, Any]) -> None:
+    """Say at the start why a ViT will train several times slower than the CNN it is sized to (its token count);
+    nothing for a CNN. See :func:`~medattn_monai.networks.summary.network_cost_note`."""
+    from ..networks.summary import network_cost_note
+
+    note = network_cost_note(**network_args)
+    if note:
+        logger.info("%s", note)

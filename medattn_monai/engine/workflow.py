@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..console import apply_engine_logging
 from ..errors import ConfigError
 from ..tracking.run_folder import BEST_MODEL, RUN_INFO, fetch_run_folder, read_run_info
 from ..tracking.store import remember_uri, unmask_uri
@@ -42,6 +43,7 @@ def run_workflow(config_files: Sequence[str], workflow_type: str = "train", trac
     config_files = list(config_files)
     workflow = ConfigWorkflow(config_file=config_files, workflow_type=workflow_type, tracking=tracking,
                               meta_file=str(Path(config_files[0]).parent / "metadata.json"))
+    apply_engine_logging()  # after the bundle's logging.conf: --verbose decides what the engines show
     apply_overrides(workflow.parser, config_files, overrides)
     if extra_handlers:
         workflow.parser["train#handlers"] = list(workflow.parser["train#handlers"]) + list(extra_handlers)
@@ -67,7 +69,7 @@ def train(bundle: str = DEFAULT_BUNDLE, multi_gpu: bool = False, tracking: str |
     return str(workflow.parser.get_parsed_content("output_dir"))
 
 
-def resume(run: str, output_root: str = "runs", tracking_uri: str | None = None, multi_gpu: bool = False,
+def resume(run_id: str, output_root: str = "runs", tracking_uri: str | None = None, multi_gpu: bool = False,
            **settings: Any) -> str:
     """Continue an interrupted training from its last checkpoint into the same MLflow run; returns the run folder.
 
@@ -76,7 +78,7 @@ def resume(run: str, output_root: str = "runs", tracking_uri: str | None = None,
     ``medattn_monai/tracking/artifact_upload.py``).
 
     Args:
-        run: the run folder, or its MLflow run id.
+        run_id: the run's MLflow run id, or its run folder.
         output_root: where run folders live (to find one by run id, or to fetch it into).
         tracking_uri: the MLflow store (to find a run by id; needed with its password when ``run.json`` records
             the store with the password masked, unless ``MLFLOW_TRACKING_URI`` holds it).
@@ -89,7 +91,7 @@ def resume(run: str, output_root: str = "runs", tracking_uri: str | None = None,
     if bad:
         raise ConfigError(f"resume can change only {_RESUMABLE_SETTINGS + _DATA_PATHS}, not {bad}")
     remember_uri(tracking_uri)  # the store of run.json's record, whose password is masked there
-    run_dir = fetch_run_folder(run, output_root, tracking_uri)
+    run_dir = fetch_run_folder(run_id, output_root, tracking_uri)
     info = read_run_info(run_dir)
     source = str(Path(run_dir) / RUN_INFO)
     data = {k: settings.pop(k, info[k]) for k in _DATA_PATHS}
@@ -136,12 +138,12 @@ def recorded_bundle(info: dict[str, Any], source: str) -> str:
     return locate_bundle(name)
 
 
-def evaluate(run: str, splits: Sequence[str] | None = None, output_root: str = "runs",
+def evaluate(run_id: str, splits: Sequence[str] | None = None, output_root: str = "runs",
              tracking_uri: str | None = None, **overrides: Any) -> str:
     """Evaluate a trained run on its test split(s) and log the metrics into its MLflow run; returns the run folder.
 
     Args:
-        run: the run folder, or its MLflow run id (from any machine that reaches its tracking server: a run
+        run_id: the run's MLflow run id, or its run folder (from any machine that reaches its tracking server: a run
             whose folder is not here is fetched from its artifacts, as :func:`resume` does).
         splits: splits to evaluate (default: the bundle's ``eval_splits``).
         output_root: where run folders live (to find one by run id).
@@ -149,7 +151,7 @@ def evaluate(run: str, splits: Sequence[str] | None = None, output_root: str = "
         overrides: more config keys (e.g. ``--val_batch_size 256``).
     """
     remember_uri(tracking_uri)  # the store of run.json's record, whose password is masked there
-    run_dir = fetch_run_folder(run, output_root, tracking_uri, artifacts=(RUN_INFO, BEST_MODEL))
+    run_dir = fetch_run_folder(run_id, output_root, tracking_uri, artifacts=(RUN_INFO, BEST_MODEL))
     info = read_run_info(run_dir)
     if splits is not None:
         overrides["eval_splits"] = list(splits) if not isinstance(splits, str) else [splits]

@@ -2,8 +2,9 @@
 
 * global: :func:`conditional_permutation_test` (does the output depend on an annotated feature given the true
   label?), :func:`feature_usage_table` (many features, Holm-corrected), :func:`kernel_ci_test` (KCI second opinion);
-* local: :func:`grad_cam`, :func:`attention_map` (attention received, or rollout for the ViT), the checks
-  :func:`mask_share` / :func:`map_rank_correlation`, and PNG rendering;
+* local: :func:`grad_cam`, :func:`attention_map` (attention received, or rollout for the ViT), the layers they
+  come from (:func:`choose_map_layers`: grids of at least 7×7 positions where the network has them), the checks
+  :func:`mask_share` / :func:`map_rank_correlation`, and PNG rendering (with colour bars);
 * on trained runs: :func:`explain` (``medattn explain``) and :func:`feature_usage` (``medattn feature-usage``),
   each recorded as a ``run_type=explain`` MLflow run, and :class:`FeatureUsageHandler`, the training-time test
   switched on by the bundles' ``feature_usage`` key.
@@ -21,22 +22,27 @@ from .conditional_permutation import (
     conditional_permutation_test,
     feature_kind,
 )
+from .feature_usage_command import feature_usage, feature_usage_metrics
 from .feature_usage_handler import FeatureUsageHandler, feature_usage_handler
 from .feature_usage_table import feature_frame, feature_usage_table, holm
 from .gradcam import grad_cam, normalize_maps, upsample_maps
 from .kernel_ci import kernel_ci_test
 from .map_checks import map_rank_correlation, mask_share, mask_share_by_class, mask_share_frame
-from .rendering import render_contact_sheet, render_explanation, render_feature_usage
+from .map_layers import MIN_GRID, MapLayers, choose_map_layers, coarse_grid_warning, map_grids
 from .maps_command import explain, explain_maps
-from .feature_usage_command import feature_usage, feature_usage_metrics
+from .rendering import render_contact_sheet, render_explanation, render_feature_usage
 from .trained_run import TrainedRun, load_trained_run, predict_split, split_data
 
 __all__ = [
+    "MIN_GRID",
     "FeatureUsageHandler",
+    "MapLayers",
     "PermutationTestResult",
     "TrainedRun",
     "attention_map",
     "attention_rollout",
+    "choose_map_layers",
+    "coarse_grid_warning",
     "conditional_permutation_result",
     "conditional_permutation_test",
     "explain",
@@ -52,6 +58,7 @@ __all__ = [
     "holm",
     "kernel_ci_test",
     "load_trained_run",
+    "map_grids",
     "map_rank_correlation",
     "mask_share",
     "mask_share_by_class",

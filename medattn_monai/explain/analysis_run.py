@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
-from ..tracking import TAG_KEYS, tracked_run, unique_run_name
-from ..tracking import mlflow_runs
+from ..tracking import TAG_KEYS, mlflow_runs, tracked_run, unique_run_name
 from ..tracking.mlflow_runs import open_client
 from ..tracking.store import resolve_tracking_uri
 from ..tracking.tracked_run import TrackedRun

@@ -126,12 +126,29 @@ def _encode_stratum(values: np.ndarray, kind: str) -> np.ndarray:
         centred = values - values.mean()
         norm = np.sqrt(np.square(centred).sum())
         # a feature constant in the stratum carries no information here: a zero column contributes 0
-        return (centred / norm)[:, None] if norm > 1e-12 * max(1.0, np.abs(values).max()) else np.zeros((len(values), 1))
+        if norm <= 1e-12 * max(1.0, np.abs(values).max()):
+            return np.zeros((len(values), 1))
+        return (centred / norm)[:, None]
     levels, codes = np.unique(values, return_inverse=True)
     if len(levels) < 2:
         return np.zeros((len(values), 1))
     onehot = (codes[:, None] == np.arange(len(levels))[None, :]).astype(np.float64)
     return onehot / np.sqrt(onehot.sum(axis=0, keepdims=True))
+
+
+def _permuted_sums(z: np.ndarray, centred: np.ndarray, n_permutations: int, rng: np.random.Generator) -> np.ndarray:
+    """``‖Z_s[π]ᵀ P_s‖²`` of one stratum for each of ``n_permutations`` uniform permutations π of its rows."""
+    n_s = len(z)
+    sums = np.zeros(n_permutations)
+    block = max(1, _BLOCK_ELEMENTS // n_s)
+    for start in range(0, n_permutations, block):
+        stop = min(start + block, n_permutations)
+        # each row an independent uniform permutation of 0..n_s-1 (Generator.permuted shuffles rows in C)
+        idx = rng.permuted(np.broadcast_to(np.arange(n_s), (stop - start, n_s)), axis=1)
+        for d in range(z.shape[1]):
+            u = z[idx, d] @ centred  # (permutations x n_s) @ (n_s x K): permuted feature against outputs
+            sums[start:stop] += np.square(u).sum(axis=1)
+    return sums
 
 
 def conditional_permutation_result(
@@ -178,17 +195,9 @@ def conditional_permutation_result(
         if not z.any() or not centred.any():
             continue  # T_s is 0 under every permutation
         observed += float(np.square(z.T @ centred).sum())
-        n_s = len(rows)
-        block = max(1, _BLOCK_ELEMENTS // n_s)
-        for start in range(0, n_permutations, block):
-            stop = min(start + block, n_permutations)
-            # each row an independent uniform permutation of 0..n_s-1 (Generator.permuted shuffles rows in C)
-            idx = rng.permuted(np.broadcast_to(np.arange(n_s), (stop - start, n_s)), axis=1)
-            for d in range(z.shape[1]):
-                u = z[idx, d] @ centred  # (permutations x n_s) @ (n_s x K): permuted feature against outputs
-                permuted[start:stop] += np.square(u).sum(axis=1)
+        permuted += _permuted_sums(z, centred, n_permutations, rng)
 
-    n_used = int(len(lab))
+    n_used = len(lab)
     if total_ss <= 0.0 or observed <= 0.0:
         return PermutationTestResult(0.0, 1.0, n_used, n_strata, kind)
     # the permuted sums take a different floating-point path than the observed one: count near-ties as ties,

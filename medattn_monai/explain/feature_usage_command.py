@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,10 +21,9 @@ from ..errors import DataError
 from .analysis_run import explain_run, explain_run_name, log_folder, log_metrics, metric_key
 from .feature_usage_table import feature_frame, feature_usage_table
 from .rendering import render_feature_usage
-from .trained_run import load_trained_run, predict_split, split_data
+from .trained_run import TrainedRun, load_trained_run, predict_split, split_data
 
 __all__ = ["feature_usage", "feature_usage_metrics", "parse_features"]
-
 
 
 def parse_features(features: str | Sequence[str]) -> list[str]:
@@ -51,6 +51,22 @@ def feature_usage_metrics(table: pd.DataFrame) -> dict[str, float]:
     return metrics
 
 
+def _write_outputs(trained: TrainedRun, items: list[dict], frame: pd.DataFrame, probs: np.ndarray, out: Path,
+                   split: str, alpha: float, settings: Mapping[str, Any]) -> pd.DataFrame:
+    """Test the features on the model's outputs and write the table, the plot, the outputs and the summary."""
+    labels = np.array([int(item["label"]) for item in items])
+    table = feature_usage_table(probs, frame, labels, **settings)
+    table.to_csv(out / "feature_usage.csv", index=False)
+    render_feature_usage(out / "feature_usage.png", table, alpha=alpha)
+    outputs = pd.DataFrame({"image": [item["image_id"] for item in items], "label": labels})
+    for k, name in enumerate(trained.classes):
+        outputs[f"prob_{name}"] = probs[:, k]
+    pd.concat([outputs, frame], axis=1).to_csv(out / "outputs.csv", index=False)
+    (out / "summary.json").write_text(json.dumps(feature_usage_metrics(table), indent=1) + "\n")
+    print(f"feature usage given the label, {split!r} split ({len(items)} images):\n{table.to_string(index=False)}")
+    return table
+
+
 def feature_usage(run_id: str, features: str | Sequence[str], datalist: str | None = None, split: str = "test",
                   n_permutations: int = 10000, seed: int = 0, kinds: Mapping[str, str] | None = None,
                   kci: bool = False, kci_max_n: int = 1000, alpha: float = 0.05, dataset_dir: str | None = None,
@@ -63,7 +79,8 @@ def feature_usage(run_id: str, features: str | Sequence[str], datalist: str | No
     p_kci_holm``), ``feature_usage.png`` (−log10 p per feature, raw and Holm, against ``alpha``) and
     ``outputs.csv`` (per image: ``image, label, prob_<class>…`` and the features, so the test can be rerun
     without the model), logged as artifacts of a ``run_type=explain`` MLflow run with the metrics of
-    :func:`feature_usage_metrics` and the settings as params.
+    :func:`feature_usage_metrics` and the settings as params. Longer than 60 lines because this docstring is
+    ``medattn feature-usage --help``: it describes every flag.
 
     Args:
         run_id: the run: its MLflow run id or its run folder.
@@ -97,30 +114,19 @@ def feature_usage(run_id: str, features: str | Sequence[str], datalist: str | No
     run_name = explain_run_name(trained, "feature_usage")
     experiment = trained.info.get("experiment_name") or "explain"
     out = Path(output_dir) if output_dir else Path(output_root) / experiment / run_name
-    out.mkdir(parents=True, exist_ok=True)
     kinds = dict(kinds or {})
+    settings = {"n_permutations": n_permutations, "seed": seed, "kinds": kinds, "kci": kci, "kci_max_n": kci_max_n}
 
     def compute() -> pd.DataFrame:
+        out.mkdir(parents=True, exist_ok=True)
         probs = predict_split(trained, items, batch_size, num_workers).numpy()
-        labels = np.array([int(item["label"]) for item in items])
-        table = feature_usage_table(probs, frame, labels, n_permutations=n_permutations, seed=seed, kinds=kinds,
-                                    kci=kci, kci_max_n=kci_max_n)
-        table.to_csv(out / "feature_usage.csv", index=False)
-        render_feature_usage(out / "feature_usage.png", table, alpha=alpha)
-        outputs = pd.DataFrame({"image": [item["image_id"] for item in items], "label": labels})
-        for k, name in enumerate(trained.classes):
-            outputs[f"prob_{name}"] = probs[:, k]
-        pd.concat([outputs, frame], axis=1).to_csv(out / "outputs.csv", index=False)
-        (out / "summary.json").write_text(json.dumps(feature_usage_metrics(table), indent=1) + "\n")
-        print(f"feature usage given the label, {split!r} split ({len(items)} images):\n{table.to_string(index=False)}")
-        return table
+        return _write_outputs(trained, items, frame, probs, out, split, alpha, settings)
 
     if not log_mlflow:
         compute()
         return str(out)
     params = {"split": split, "datalist": datalist_content["_path"], "features": ",".join(names),
-              "n_permutations": n_permutations, "seed": seed, "kinds": json.dumps(kinds, sort_keys=True),
-              "kci": kci, "kci_max_n": kci_max_n}
+              **settings, "kinds": json.dumps(kinds, sort_keys=True)}
     with explain_run(trained, "feature_usage", run_name, split, datalist_content["split_hash"], tracking_uri,
                      params) as run:
         table = compute()
@@ -128,4 +134,3 @@ def feature_usage(run_id: str, features: str | Sequence[str], datalist: str | No
         log_folder(run, out)
         print(f"logged as explain run {run_name} ({run.run_id}) in experiment {experiment!r}")
     return str(out)
-

@@ -85,7 +85,7 @@ class FeatureUsageHandler:
         rows, first = np.unique(rows, return_index=True)  # a padded duplicate counts once
         table = feature_usage_table(probs[first], self.frame.iloc[rows].reset_index(drop=True), self.labels[rows],
                                     n_permutations=self.n_permutations, seed=self.seed, kinds=self.kinds)
-        for feature, p in zip(table["feature"], table["p"]):
+        for feature, p in zip(table["feature"], table["p"], strict=True):
             engine.state.metrics[self.keys[feature]] = float(p)
         self.last_table = table
         logger.debug("epoch %d feature usage:\n%s", epoch, table.to_string(index=False))

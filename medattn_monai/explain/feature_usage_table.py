@@ -30,7 +30,8 @@ def feature_frame(items: Sequence[Mapping[str, Any]], features: Sequence[str]) -
     present = set().union(*(item.keys() for item in items)) if items else set()
     missing = [f for f in features if f not in present]
     if missing:
-        raise DataError(f"field(s) {missing} are in no item of the split; its items have {sorted(present - _ITEM_KEYS)}")
+        raise DataError(f"field(s) {missing} are in no item of the split; "
+                        f"its items have {sorted(present - _ITEM_KEYS)}")
     columns = {}
     for name in features:
         column = pd.Series([item.get(name) for item in items], dtype=object)
@@ -38,6 +39,19 @@ def feature_frame(items: Sequence[Mapping[str, Any]], features: Sequence[str]) -
         numeric = len(values) > 0 and all(isinstance(v, (int, float, bool, np.number)) for v in values)
         columns[name] = pd.to_numeric(column) if numeric else column
     return pd.DataFrame(columns)
+
+
+def _feature_columns(features, kinds: Mapping[str, str] | None) -> dict[str, Any]:
+    """The features as name -> values, checked: at least one, and ``kinds`` names only given features."""
+    columns = dict(features.items()) if isinstance(features, (pd.DataFrame, Mapping)) else None
+    if columns is None:
+        raise DataError(f"features must be a data frame or a mapping of name to values, got {type(features).__name__}")
+    if not columns:
+        raise DataError("no features to test")
+    unknown = sorted(set(kinds or {}) - set(columns))
+    if unknown:
+        raise DataError(f"kinds names features that are not given: {unknown}")
+    return columns
 
 
 def feature_usage_table(
@@ -73,29 +87,15 @@ def feature_usage_table(
         feature explains; ``n_used`` the rows with a value for the feature. A feature with fewer than two usable
         rows gets ``statistic`` 0 and ``p`` 1.
     """
-    columns = dict(features.items()) if isinstance(features, (pd.DataFrame, Mapping)) else None
-    if columns is None:
-        raise DataError(f"features must be a data frame or a mapping of name to values, got {type(features).__name__}")
-    if not columns:
-        raise DataError("no features to test")
-    kinds = dict(kinds or {})
-    unknown = sorted(set(kinds) - set(columns))
-    if unknown:
-        raise DataError(f"kinds names features that are not given: {unknown}")
+    columns = _feature_columns(features, kinds)
     rows = []
     for name, values in columns.items():
         values = values.to_numpy() if isinstance(values, pd.Series) else values
-        kind = kinds.get(name, "auto")
-        result = conditional_permutation_result(
-            outputs, values, labels, n_permutations=n_permutations, seed=seed, kind=kind
-        )
-        row = {
-            "feature": str(name),
-            "kind": result.kind,
-            "statistic": result.statistic,
-            "p": result.p_value,
-            "n_used": result.n_used,
-        }
+        kind = (kinds or {}).get(name, "auto")
+        result = conditional_permutation_result(outputs, values, labels, n_permutations=n_permutations, seed=seed,
+                                                kind=kind)
+        row = {"feature": str(name), "kind": result.kind, "statistic": result.statistic, "p": result.p_value,
+               "n_used": result.n_used}
         if kci:
             row["p_kci"] = kernel_ci_test(outputs, values, labels, max_n=kci_max_n, seed=seed, kind=kind)
         rows.append(row)

@@ -54,7 +54,8 @@ def _submodule(model: nn.Module, layer: str) -> nn.Module:
         return model.get_submodule(layer)
     except AttributeError as exc:
         top = [name for name, _ in model.named_children()]
-        raise ConfigError(f"layer {layer!r} is not a submodule of {type(model).__name__}; its children are {top}") from exc
+        raise ConfigError(f"layer {layer!r} is not a submodule of {type(model).__name__}; "
+                          f"its children are {top}") from exc
 
 
 def grad_cam(

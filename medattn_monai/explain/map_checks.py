@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-__all__ = ["mask_share", "mask_share_by_class", "mask_share_frame", "map_rank_correlation"]
+__all__ = ["map_rank_correlation", "mask_share", "mask_share_by_class", "mask_share_frame"]
 
 
 def _batch(maps, name: str) -> np.ndarray:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["render_contact_sheet", "render_explanation", "render_feature_usage"]
+__all__ = ["ATTENTION_MEANING", "GRADCAM_MEANING", "ROLLOUT_MEANING", "SCALE_MEANING", "render_contact_sheet",
+           "render_explanation", "render_feature_usage"]
 
 _OVERLAY_ALPHA = 0.5
+_COLOUR_MAP = "jet"
 
 
 def _figure_module():
@@ -55,15 +57,44 @@ def _title(pred, label, class_names) -> str:
     return f"pred {_name(pred, class_names)} | true {_name(label, class_names)}"
 
 
-def _panels(axes, image, gradcam, attention, titles: bool, attention_title: str = "attention") -> None:
+GRADCAM_MEANING = "Grad-CAM: evidence for the predicted class"
+ATTENTION_MEANING = "attention received"
+ROLLOUT_MEANING = "attention rollout: flow into the class token"
+SCALE_MEANING = "scaled per image: 0 = its lowest, 1 = its highest"
+
+
+def _colour_bar(fig, axes, label: str, fontsize: float) -> None:
+    """A horizontal colour bar for the overlays' 0-1 scale, labelled with what the colours mean: inside the space
+    under one panel (``axes`` an Axes: the panels keep their sizes), or under a group of panels (a list).
+
+    It shows the colour map at full opacity (the overlays blend it with the image) through its own scalar
+    mappable, so it reads the same whatever the panels show."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    mappable = ScalarMappable(Normalize(0.0, 1.0), _COLOUR_MAP)
+    if isinstance(axes, list):
+        bar = fig.colorbar(mappable, ax=axes, orientation="horizontal", fraction=0.05, pad=0.05, aspect=30,
+                           shrink=0.6, ticks=[0.0, 0.5, 1.0])
+    else:
+        bar = fig.colorbar(mappable, cax=axes.inset_axes([0.0, -0.09, 1.0, 0.05]), orientation="horizontal",
+                           ticks=[0.0, 0.5, 1.0])
+    bar.ax.tick_params(labelsize=fontsize)
+    bar.set_label(label, fontsize=fontsize)
+
+
+def _panels(axes, image, gradcam, attention, titles: tuple[str, str] | None = None) -> None:
+    """Draw image | Grad-CAM overlay | attention overlay (those given) into ``axes``; ``titles``: the two maps'."""
     img = _display_image(image)
     cmap = "gray" if img.ndim == 2 else None
-    maps = [("image", None)] + [(t, m) for t, m in (("Grad-CAM", gradcam), (attention_title, attention)) if m is not None]
-    for ax, (label, overlay) in zip(axes, maps):
+    names = titles or ("", "")
+    maps = [("image", None)] + [(t, m) for t, m in zip(names, (gradcam, attention), strict=True) if m is not None]
+    # a contact sheet may give more axes than maps (an image without one): the rest stay blank
+    for ax, (label, overlay) in zip(axes, maps, strict=False):
         ax.imshow(img, cmap=cmap)
         if overlay is not None:
-            ax.imshow(_array(overlay), cmap="jet", alpha=_OVERLAY_ALPHA, vmin=0.0, vmax=1.0)
-        if titles:
+            ax.imshow(_array(overlay), cmap=_COLOUR_MAP, alpha=_OVERLAY_ALPHA, vmin=0.0, vmax=1.0)
+        if titles is not None:
             ax.set_title(label, fontsize=8)
         ax.set_axis_off()
 
@@ -77,10 +108,13 @@ def render_explanation(
     pred: int | None = None,
     label: int | None = None,
     class_names: Sequence[str] | None = None,
+    gradcam_title: str = "Grad-CAM",
     attention_title: str = "attention",
+    attention_meaning: str = ATTENTION_MEANING,
     dpi: int = 100,
 ) -> Path:
-    """Write one PNG: image | Grad-CAM overlay | attention overlay (each if given), predicted and true class above.
+    """Write one PNG: image | Grad-CAM overlay | attention overlay (each if given), predicted and true class above,
+    and under each map a colour bar saying what its colours mean.
 
     Args:
         path: output PNG path (parent folders are created).
@@ -90,7 +124,10 @@ def render_explanation(
         pred: predicted class index.
         label: true class index.
         class_names: names indexed by class.
-        attention_title: title of the attention panel (e.g. ``"attention rollout"`` for a ViT).
+        gradcam_title: title of the Grad-CAM panel (e.g. ``"Grad-CAM (layer2, 8×8)"``: its layer and grid).
+        attention_title: title of the attention panel (e.g. ``"attention rollout (8×8)"`` for a ViT).
+        attention_meaning: what the attention map's colours measure (the colour bar's label), e.g.
+            :data:`ROLLOUT_MEANING` for a ViT.
         dpi: resolution.
 
     Returns:
@@ -103,12 +140,33 @@ def render_explanation(
     fig = figure_cls(figsize=(3 * n, 3.4))
     canvas_cls(fig)
     axes = fig.subplots(1, n)
-    _panels(axes, image, gradcam, attention, titles=True, attention_title=attention_title)
+    _panels(axes, image, gradcam, attention, titles=(gradcam_title, attention_title))
+    meanings = [GRADCAM_MEANING] * (gradcam is not None) + [attention_meaning] * (attention is not None)
+    for ax, meaning in zip(axes[1:], meanings, strict=True):
+        _colour_bar(fig, ax, f"{meaning}\n({SCALE_MEANING})", fontsize=7)
     fig.suptitle(_title(pred, label, class_names), fontsize=10)
+    return _save(fig, path, dpi)
+
+
+def _save(fig, path: str | Path, dpi: int) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight")
     return path
+
+
+def _sheet_size(images, gradcams, attentions, per_row: int, max_images: int) -> int:
+    """The number of images a contact sheet draws, after checking its arguments."""
+    if per_row < 1 or max_images < 1:
+        raise ValueError(f"per_row ({per_row}) and max_images ({max_images}) must be >= 1")
+    n_images = min(len(images), max_images)
+    if n_images == 0:
+        raise ValueError("no images to draw")
+    if gradcams is None and attentions is None:
+        raise ValueError("nothing to draw: gradcams and attentions are both None")
+    if any(maps is not None and len(maps) < n_images for maps in (gradcams, attentions)):
+        raise ValueError("images, gradcams and attentions must have the same length")
+    return n_images
 
 
 def render_contact_sheet(
@@ -120,22 +178,25 @@ def render_contact_sheet(
     preds: Sequence[int] | None = None,
     labels: Sequence[int] | None = None,
     class_names: Sequence[str] | None = None,
+    gradcam_title: str = "Grad-CAM",
     attention_title: str = "attention",
+    attention_meaning: str = ATTENTION_MEANING,
     per_row: int = 4,
     max_images: int = 64,
     dpi: int = 80,
 ) -> Path:
-    """Write a contact sheet PNG: for each image its panels (image | Grad-CAM | attention), ``per_row`` per row.
+    """Write a contact sheet PNG: for each image its panels (image | Grad-CAM | attention), ``per_row`` per row,
+    the panels named in the title and one colour bar under the sheet saying what the colours mean.
 
     Args:
         path: output PNG path (parent folders are created).
         images: B images (see :func:`render_explanation`).
         gradcams: B x H x W maps in [0, 1], or None (no Grad-CAM panels).
         attentions: optional B x H x W attention maps.
-        preds: optional B predicted class indices.
-        labels: optional B true class indices.
+        preds, labels: optional B predicted and B true class indices.
         class_names: names indexed by class.
-        attention_title: what the attention panels show (the sheet's title names the panels).
+        gradcam_title, attention_title: what the Grad-CAM and attention panels show (in the sheet's title).
+        attention_meaning: what the attention maps' colours measure (on the colour bar's label).
         per_row: images per row of the sheet.
         max_images: at most this many images (the first ones) are drawn.
         dpi: resolution.
@@ -143,38 +204,31 @@ def render_contact_sheet(
     Returns:
         The written path.
     """
-    if per_row < 1 or max_images < 1:
-        raise ValueError(f"per_row ({per_row}) and max_images ({max_images}) must be >= 1")
-    n_images = min(len(images), max_images)
-    if n_images == 0:
-        raise ValueError("no images to draw")
-    if gradcams is None and attentions is None:
-        raise ValueError("nothing to draw: gradcams and attentions are both None")
-    if any(maps is not None and len(maps) < n_images for maps in (gradcams, attentions)):
-        raise ValueError("images, gradcams and attentions must have the same length")
+    n_images = _sheet_size(images, gradcams, attentions, per_row, max_images)
     figure_cls, canvas_cls = _figure_module()
     panels = 1 + (gradcams is not None) + (attentions is not None)
     cols = min(per_row, n_images)
     rows = -(-n_images // cols)
-    fig = figure_cls(figsize=(1.8 * panels * cols, 2.0 * rows))
+    height = 2.0 * rows + 0.5
+    fig = figure_cls(figsize=(1.8 * panels * cols, height))
     canvas_cls(fig)
     axes = np.atleast_2d(fig.subplots(rows, panels * cols, squeeze=False))
+    fig.subplots_adjust(top=1.0 - 0.45 / height)  # the title just above the first row, not an inch away
     for ax in axes.ravel():
         ax.set_axis_off()
     for i in range(n_images):
         r, c = divmod(i, cols)
         group = axes[r, c * panels:(c + 1) * panels]
         _panels(group, images[i], gradcams[i] if gradcams is not None else None,
-                attentions[i] if attentions is not None else None, titles=False)
+                attentions[i] if attentions is not None else None)
         pred = preds[i] if preds is not None else None
         label = labels[i] if labels is not None else None
         group[0].set_title(_title(pred, label, class_names), fontsize=7, loc="left")
-    names = ["image"] + ["Grad-CAM"] * (gradcams is not None) + [attention_title] * (attentions is not None)
+    names = ["image"] + [gradcam_title] * (gradcams is not None) + [attention_title] * (attentions is not None)
     fig.suptitle(" | ".join(names), fontsize=9)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight")
-    return path
+    meanings = [GRADCAM_MEANING] * (gradcams is not None) + [attention_meaning] * (attentions is not None)
+    _colour_bar(fig, axes.ravel().tolist(), f"{'; '.join(meanings)} ({SCALE_MEANING})", fontsize=8)
+    return _save(fig, path, dpi)
 
 
 def render_feature_usage(path: str | Path, table, *, alpha: float = 0.05, dpi: int = 100) -> Path:
@@ -206,7 +260,4 @@ def render_feature_usage(path: str | Path, table, *, alpha: float = 0.05, dpi: i
     ax.set_ylabel("-log10 p")
     ax.set_title("feature usage given the true label")
     ax.legend(fontsize=8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png", bbox_inches="tight")
-    return path
+    return _save(fig, path, dpi)

@@ -17,7 +17,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import ImageClassificationDataset, LoadResizeImaged, PrepareBatch, load_datalist, make_dataloader, split_items
+from ..data import (
+    ImageClassificationDataset,
+    LoadResizeImaged,
+    PrepareBatch,
+    load_datalist,
+    make_dataloader,
+    split_items,
+)
 from ..errors import DataError
 from ..tracking.run_folder import load_network, locate_run
 

@@ -265,7 +265,7 @@ def export_bundle(
     changelog: str | None = None,
     authors: str | None = None,
     data: str | None = None,
-    zip: bool = True,
+    zip: bool = True,  # noqa: A002 - the --zip/--nozip flag; zip() is not called in this function
     overwrite: bool = False,
 ) -> str:
     """Export a trained run as a Model Zoo bundle folder (and ``<folder>.zip``) that runs with MONAI alone.
@@ -274,7 +274,7 @@ def export_bundle(
     The bundle is written only into a folder that does not exist, or (with ``overwrite``) over an earlier export of
     this command; any other existing target is refused before anything is written
     (``medattn_monai/export/target.py``).
-    (Longer than 60 lines by its docstring only: one entry per command-line flag.)
+    Longer than 60 lines because of its docstring only: one entry per command-line flag.
 
     Args:
         run_id: the run to export: MLflow run id or run folder.

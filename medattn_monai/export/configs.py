@@ -9,7 +9,8 @@ same float32 operations, so the bundle's probabilities equal the original's.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..data.augment import IMAGENET_MEAN, IMAGENET_STD
 from ..engine.evaluation import IMAGE_SUFFIXES
@@ -26,7 +27,7 @@ def inference_config(network_target: str, network_args: Mapping[str, Any], loade
                      std: Sequence[float] = IMAGENET_STD) -> dict:
     """``configs/inference.json``: predict every image under ``dataset_dir`` into ``eval/predictions.csv``.
 
-    One literal dict, longer than a function should be, so that it reads top to bottom as the JSON it writes.
+    Longer than 60 lines because it is one literal dict, so that it reads top to bottom as the JSON it writes.
 
     Args:
         network_target: the ``_target_`` of the network class in the bundle's ``scripts``.

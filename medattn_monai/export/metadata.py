@@ -10,7 +10,8 @@ come from the run and this environment. ``generated_by`` marks the bundle as thi
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import monai
 import numpy
@@ -26,8 +27,8 @@ PAPER = ("Piater, Penzel, Stein, Denzler. When Medical Imaging Met Self-Attentio
 
 def value_range(mean: Sequence[float], std: Sequence[float]) -> list[float]:
     """The range of ``(x - mean) / std`` for ``x`` in [0, 1], over channels (rounded outwards to 3 decimals)."""
-    low = min(-m / s for m, s in zip(mean, std))
-    high = max((1 - m) / s for m, s in zip(mean, std))
+    low = min(-m / s for m, s in zip(mean, std, strict=True))
+    high = max((1 - m) / s for m, s in zip(mean, std, strict=True))
     return [float(numpy.floor(low * 1000) / 1000), float(numpy.ceil(high * 1000) / 1000)]
 
 
@@ -50,7 +51,9 @@ def bundle_metadata(
     intended_use: str,
     authors: str | None = None,
 ) -> dict:
-    """The metadata of an exported bundle. (Over 60 lines: one literal dict, in the order of the JSON it becomes.)
+    """The metadata of an exported bundle.
+
+    Longer than 60 lines because it is one literal dict, in the order of the JSON it becomes.
 
     Args:
         source: the metadata of the bundle the run was trained with.

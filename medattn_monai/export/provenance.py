@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -106,7 +107,12 @@ def training_data(info: Mapping[str, Any], tags: Mapping[str, str], experiment: 
         raise ConfigError(f"--data {stated!r}: expected one of {', '.join(DATA_CHOICES)}")
     recorded_hash = str(info.get("split_hash") or tags.get("split_hash") or "")
     dataset = str(info.get("dataset_name") or tags.get("dataset") or "")
-    found = _from_run_info(info) or _from_datalist(info, recorded_hash) or _from_experiment(experiment, dataset)
+    listed, recorded = _from_datalist(info, recorded_hash), _from_run_info(info)
+    if recorded is not None:  # the datalist, when here and the same, still gives the demo generator's seed
+        seed = listed.seed if listed is not None and listed.demo == recorded.demo else None
+        found: TrainingData | None = TrainingData(recorded.demo, recorded.evidence, seed)
+    else:
+        found = listed or _from_experiment(experiment, dataset)
     if found is not None:
         if stated is not None and (stated == "demo") != found.demo:
             raise ConfigError(f"--data {stated}: the run was trained on {'demo' if found.demo else 'real'} data "

@@ -5,9 +5,10 @@ The variant definitions follow ``docs/networks.md`` (the study's design), in wor
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from string import Template
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .requirements import install_lines
 
@@ -138,7 +139,9 @@ def render_readme(
     torchscript: str,
     files: Sequence[str],
 ) -> str:
-    """The README text. (Longer than 60 lines by its docstring and the one mapping of template names to values.)
+    """The README text.
+
+    Longer than 60 lines because of its docstring and the one mapping of template names to values.
 
     Args:
         title: the bundle's name.

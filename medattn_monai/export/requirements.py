@@ -11,7 +11,7 @@ import ast
 import importlib.metadata
 import re
 import sys
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 __all__ = ["BASE_PACKAGES", "CHECK_PACKAGES", "RUNNER_PACKAGES", "distribution_versions", "imported_modules",
            "install_lines"]

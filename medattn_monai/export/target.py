@@ -121,13 +121,13 @@ def _check_zip(target: Path, overwrite: bool) -> None:
                           "another --out, or pass --nozip")
 
 
-def check_targets(target: str | Path, overwrite: bool, zip: bool) -> None:
+def check_targets(target: str | Path, overwrite: bool, with_zip: bool) -> None:
     """Refuse (one line naming it) a bundle folder or ``<folder>.zip`` that the export must not write.
 
     Args:
         target: the bundle folder.
         overwrite: whether an earlier export there (and its zip) may be replaced.
-        zip: whether ``<folder>.zip`` will be written.
+        with_zip: whether ``<folder>.zip`` will be written.
 
     Raises:
         ConfigError: the folder is the current folder or holds it; it exists and is not an export of this command,
@@ -136,7 +136,7 @@ def check_targets(target: str | Path, overwrite: bool, zip: bool) -> None:
     """
     target = Path(target)
     _check_folder(target, overwrite)
-    if zip:
+    if with_zip:
         _check_zip(target, overwrite)
 
 
@@ -175,7 +175,7 @@ def _swap(work: Path, target: Path, archive: Path | None) -> Path | None:
     return final
 
 
-def install(staged: Path, target: Path, overwrite: bool, zip: bool) -> Path | None:
+def install(staged: Path, target: Path, overwrite: bool, with_zip: bool) -> Path | None:
     """Move the bundle folder ``staged`` to ``target`` (and write ``<target>.zip``), replacing an earlier export.
 
     Both are first written beside the target under a hidden temporary folder (deleted at the end, whatever
@@ -185,14 +185,14 @@ def install(staged: Path, target: Path, overwrite: bool, zip: bool) -> Path | No
         ConfigError: a target may not be written (see :func:`check_targets`), or writing failed (disk full, no
             permission); the message says that the previous export is unchanged.
     """
-    check_targets(target, overwrite, zip)
+    check_targets(target, overwrite, with_zip)
     work = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{target.name}.export-", dir=target.parent))
         shutil.move(str(staged), str(work / "bundle"))
-        archive = write_zip(work / "bundle", work / "bundle.zip", target.name) if zip else None
-        check_targets(target, overwrite, zip)  # nothing appeared or changed while the bundle was staged
+        archive = write_zip(work / "bundle", work / "bundle.zip", target.name) if with_zip else None
+        check_targets(target, overwrite, with_zip)  # nothing appeared or changed while the bundle was staged
         return _swap(work, target, archive)
     except OSError as e:  # before the swap, or the swap itself, which renames the previous export back
         previous = "the previous export is unchanged" if is_export(target) else "nothing was written there"

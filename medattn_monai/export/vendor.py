@@ -11,12 +11,14 @@ on the sources: the same package gives byte-identical files.
 from __future__ import annotations
 
 import ast
+import importlib.machinery
 import importlib.util
 import re
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 __all__ = ["PACKAGE", "ScriptsPackage", "vendor_modules"]
 
@@ -46,7 +48,7 @@ class ScriptsPackage:
         return root
 
 
-def _spec(module: str):  # noqa: ANN202 - importlib's ModuleSpec
+def _spec(module: str) -> importlib.machinery.ModuleSpec:
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
         raise ValueError(f"cannot find the source of module {module}")

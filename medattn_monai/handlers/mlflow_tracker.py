@@ -16,18 +16,28 @@ described in ``docs/architecture.md`` ("Tracking").
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ignite.engine import Engine, Events
 
 from ..errors import error_message, find_medattn_error
 from ..tracking.mlflow_runs import (
-    create_run, end_run, final_status, is_pruned, log_metrics, log_params_once, open_client, reopen_run, stringify,
+    create_run,
+    end_run,
+    final_status,
+    is_pruned,
+    log_metrics,
+    log_params_once,
+    open_client,
+    reopen_run,
+    stringify,
 )
 from ..tracking.run_folder import read_run_info, update_run_info
 from ..tracking.store import mask_secrets, resolve_tracking_uri
 from ..tracking.tags import logged_params
+from ..tracking.ui import where_to_watch
 from .checkpoint import RunHistory
 from .checkpoint_upload import start_checkpoint_uploads
 
@@ -116,11 +126,19 @@ class MLflowTracker:
                                           "tracking_uri": mask_secrets(self.tracking_uri)})
         self.uploads = start_checkpoint_uploads(engine, self.client, self.run_id, self.output_dir, self.tracking_uri,
                                                 self.tags.get("run_type"))
+        self._announce()
         # registered now, not in attach(): these run after every other handler of their event (validation,
         # checkpoint writing), so the metrics and files they record are complete
         for event, handler in ((Events.EPOCH_COMPLETED, self.epoch_completed), (Events.COMPLETED, self.completed)):
             if not engine.has_event_handler(handler, event):
                 engine.add_event_handler(event, handler)
+
+    def _announce(self) -> None:
+        """Say at the start where the run is recorded and how to watch it (the UI shows each epoch's metrics)."""
+        experiment_id = self.client.get_run(self.run_id).info.experiment_id
+        logger.info("run %s: folder %s, MLflow run %s in experiment %s", self.run_name, self.output_dir,
+                    self.run_id, self.experiment_name)
+        logger.info("%s", where_to_watch(self.tracking_uri, experiment_id, self.run_id))
 
     def _load_logged_steps(self) -> None:
         keys = {k for metrics in self.history.epochs.values() for k in metrics}

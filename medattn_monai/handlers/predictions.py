@@ -4,11 +4,17 @@ Predictions CSV (``predictions_<split>.csv``): ``image, label (if known), pred, 
 ``pred`` are class indices, ``image`` the path as the datalist gives it. Metrics, named ``<prefix>_<metric>``:
 ``bacc`` (balanced accuracy), ``auc`` (macro one-vs-rest ROC AUC over the classes present with both positives and
 negatives) and ``recall_<class>`` for every class present. Under DDP the predictions of all ranks are gathered first.
+
+Images the dataset could not read (inference: ``skip_unreadable``, see ``medattn_monai/data/dataset.py``) are
+listed in ``unreadable_<split>.csv`` (``image, reason``; written whenever the dataset skips, so it always describes
+the latest run) and named in one warning; when no image at all could be read the run fails with a
+:class:`~medattn_monai.errors.DataError`.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,9 +24,12 @@ import torch.distributed as dist
 from ignite.engine import Engine, Events
 
 from ..data.io import atomic_path
+from ..errors import DataError
 from ..metrics.balanced_accuracy import balanced_accuracy_from_confusion, per_class_recall
 
 __all__ = ["EvaluatorOutputs", "PredictionWriter", "SPLIT_PREFIX", "classification_metrics", "macro_auc"]
+
+logger = logging.getLogger("medattn")
 
 # metric prefix of each split ("val" is kept for the per-epoch validation series of training)
 SPLIT_PREFIX = {"training": "train", "validation": "validation", "test": "test", "val_ood": "val_ood",
@@ -53,12 +62,24 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: Seque
     return metrics, confusion
 
 
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
 def _gather(array: np.ndarray) -> np.ndarray:
-    if not (dist.is_available() and dist.is_initialized()):
+    if not _distributed():
         return array
     parts: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(parts, array)
     return np.concatenate(parts)
+
+
+def _gather_list(items: list) -> list:
+    if not _distributed():
+        return items
+    parts: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, items)
+    return [item for part in parts for item in part]
 
 
 class EvaluatorOutputs:
@@ -73,15 +94,17 @@ class EvaluatorOutputs:
         self._probs: list[torch.Tensor] = []
         self._index: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
+        self._unreadable: list[tuple[int, str]] = []
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self.reset)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
 
     def reset(self, engine: Engine | None = None) -> None:
-        self._probs, self._index, self._labels = [], [], []
+        self._probs, self._index, self._labels, self._unreadable = [], [], [], []
 
     def collect(self, engine: Engine) -> None:
+        self._unreadable += engine.state.batch.get("unreadable", [])
         logits = engine.state.output[self.pred_key]
         self._probs.append(torch.softmax(logits.detach().float(), dim=1).cpu())
         self._index.append(torch.as_tensor(engine.state.batch["index"]).cpu())
@@ -97,6 +120,10 @@ class EvaluatorOutputs:
         labels = _gather(torch.cat(self._labels).cpu().numpy())
         order = np.argsort(index, kind="stable")
         return probs[order], index[order], labels[order]
+
+    def unreadable(self) -> list[tuple[int, str]]:
+        """``(index, message)`` of every item of every rank the dataset could not read, sorted by index."""
+        return sorted(_gather_list(self._unreadable))
 
 
 class PredictionWriter:
@@ -124,6 +151,9 @@ class PredictionWriter:
 
     def _complete(self, engine: Engine) -> None:
         probs, index, labels = self.outputs.gathered()
+        dataset = engine.data_loader.dataset
+        if getattr(dataset, "skip_unreadable", False):
+            self._report_unreadable(dataset, self.outputs.unreadable(), readable=len(index))
         known = (labels >= 0).all()
         prefix = SPLIT_PREFIX.get(self.split, self.split)
         metrics: dict[str, float] = {}
@@ -132,9 +162,32 @@ class PredictionWriter:
             metrics, confusion = classification_metrics(probs, labels, self.classes, prefix)
             engine.state.metrics.update(metrics)
         self.results[self.split] = metrics
-        if self.write_files and (not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0):
-            items = engine.data_loader.dataset.data
-            self._write(probs, index, labels if known else None, confusion, items)
+        if self._writes():
+            self._write(probs, index, labels if known else None, confusion, dataset.data)
+
+    def _writes(self) -> bool:
+        return self.write_files and (not _distributed() or dist.get_rank() == 0)
+
+    def _report_unreadable(self, dataset: Any, unreadable: list[tuple[int, str]], readable: int) -> None:
+        """Write ``unreadable_<split>.csv``, say how many images could not be read, fail if none could."""
+        path = self.output_dir / f"unreadable_{self.split}.csv"
+        if self._writes():
+            by_index = {int(item["index"]): item for item in dataset.data}
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["image", "reason"])
+                for i, reason in unreadable:
+                    item = by_index[int(i)]
+                    w.writerow([item.get("image_id", item["image"]), reason])
+            self.files.append(path)
+        if not unreadable:
+            return
+        total = readable + len(unreadable)
+        if not readable:
+            raise DataError(f"none of the {total} images could be read ({unreadable[0][1]}); listed in {path}")
+        logger.warning("%d of %d images could not be read and have no prediction (listed in %s), e.g. %s",
+                       len(unreadable), total, path, unreadable[0][1])
 
     def _write(self, probs: np.ndarray, index: np.ndarray, labels: np.ndarray | None, confusion: np.ndarray | None,
                items: Sequence[dict]) -> None:
@@ -151,6 +204,7 @@ class PredictionWriter:
                 w.writerow([item.get("image_id", item["image"]), *label, int(probs[row].argmax()),
                             *(f"{p:.6f}" for p in probs[row])])
         self.files.append(path)
+        logger.info("%s: predictions of %d images in %s", self.split, len(index), path)
         if confusion is not None:
             cpath = self.output_dir / f"confusion_{self.split}.csv"
             with atomic_path(cpath) as tmp, open(tmp, "w", newline="") as f:

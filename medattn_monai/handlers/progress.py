@@ -32,13 +32,18 @@ class EpochSummary:
 
     Args:
         history: the run's :class:`~medattn_monai.handlers.RunHistory`.
+        output_dir: the run folder, named when the training starts (the bundles pass it when MLflow does not record
+            the run; otherwise :class:`~medattn_monai.handlers.MLflowTracker` names it with the MLflow run).
     """
 
-    def __init__(self, history: Any) -> None:
+    def __init__(self, history: Any, output_dir: str | None = None) -> None:
         self.history = history
+        self.output_dir = output_dir
         self._t0 = time.perf_counter()
 
     def attach(self, engine: Engine) -> None:
+        if self.output_dir:
+            engine.add_event_handler(Events.STARTED, lambda _: logger.info("run folder %s", self.output_dir))
         engine.add_event_handler(Events.EPOCH_STARTED, self._start)
         # registered at STARTED so it runs after validation and checkpointing
         engine.add_event_handler(Events.STARTED, self._register)

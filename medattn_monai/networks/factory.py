@@ -16,7 +16,7 @@ built twice for a size-matched search.
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import torch
@@ -102,18 +102,18 @@ def _meta_build(cls: type[nn.Module], kwargs: tuple[tuple[str, Any], ...]) -> nn
     return meta_network(cls, dict(kwargs))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _params(spec: NetworkSpec, width: float | int | None = None) -> int:
     return count_parameters(meta_build(spec, width))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _state_shapes(spec: NetworkSpec) -> tuple[tuple[str, torch.Size], ...]:
     """state_dict key → shape of ``spec``'s network (built on the meta device)."""
     return tuple((k, v.shape) for k, v in meta_build(spec).state_dict().items())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _matched_width(spec: NetworkSpec) -> tuple[float | int, int]:
     """(width, params) of the size-matched CNN of ``spec`` (a ``baseline='size_matched'`` spec)."""
     variant = replace(spec, attention=spec.matched_to, baseline=None, matched_to=None)
@@ -121,7 +121,7 @@ def _matched_width(spec: NetworkSpec) -> tuple[float | int, int]:
     return match_width(spec.plain(), _params(variant), CNN_TOLERANCE, what, _params)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _vit_width(spec: NetworkSpec) -> tuple[int, int]:
     """(hidden_size, params) of the ViT sized to its family's plain CNN."""
     # the ViT's count does not depend on its family: one cache for all three
@@ -195,7 +195,7 @@ def network_recipe(*args: Any, **fields: Any) -> tuple[type[nn.Module], dict[str
     return spec_recipe(NetworkSpec.from_args(*args, **fields))
 
 
-@lru_cache(maxsize=None)
+@cache
 def describe_spec(spec: NetworkSpec) -> dict[str, Any]:
     """:func:`describe_network` of a spec, without ``pretrained`` (cached: do not change the dict returned)."""
     width = None

@@ -40,7 +40,7 @@ def _read_state(path: str | Path) -> dict[str, torch.Tensor]:
         raise ConfigError(f"pretrained_path={str(path)!r}: no such file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's input error
+    except Exception as e:  # any unreadable file is the user's input error
         raise ConfigError(f"pretrained_path={str(path)!r}: not a PyTorch checkpoint ({e})") from e
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):

@@ -46,7 +46,7 @@ def export_network(
     if method in ("auto", "torchscript"):
         try:
             return torch.jit.script(model)
-        except Exception as e:  # noqa: BLE001 - any scripting failure falls back to torch.export
+        except Exception as e:  # any scripting failure falls back to torch.export
             if method == "torchscript":
                 raise
             logger.info("TorchScript failed (%s); using torch.export", e)

@@ -66,7 +66,8 @@ def normalize_stages(stages: Sequence[int] | int | str) -> tuple[int, ...]:
         values = [int(s) for s in items]
     except (TypeError, ValueError):
         raise ConfigError(f"stages={stages!r}: expected stage numbers such as [3, 4]") from None
-    if not values or any(v not in ALL_STAGES for v in values) or any(float(s) != v for s, v in zip(items, values)):
+    not_whole = any(float(s) != v for s, v in zip(items, values, strict=True))
+    if not values or any(v not in ALL_STAGES for v in values) or not_whole:
         raise ConfigError(f"stages={stages!r}: expected a non-empty subset of {list(ALL_STAGES)}")
     return tuple(sorted(set(values)))
 

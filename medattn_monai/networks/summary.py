@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import torch
 
 from ..errors import ConfigError
 from .factory import describe_spec, meta_build, spec_recipe
 from .meta_device import count_macs
-from .spec import CNN_BACKBONES, NetworkSpec, normalize_stages, variants_of
+from .spec import CNN_BACKBONES, NetworkSpec, normalize_stages, takes_network_fields, variants_of
 
-__all__ = ["model_rows", "model_table", "print_model_table"]
+__all__ = ["model_rows", "model_table", "network_cost_note", "print_model_table"]
 
 _HEADER = ("network", "params", "overhead", "GMACs", "output", "attn stages", "width")
 _RIGHT_ALIGNED = {1, 2, 3}
@@ -81,7 +82,8 @@ def model_rows(
 
 
 def _line(cells: Sequence[str], widths: Sequence[int]) -> str:
-    return "  ".join(c.rjust(w) if i in _RIGHT_ALIGNED else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    pairs = enumerate(zip(cells, widths, strict=True))
+    return "  ".join(c.rjust(w) if i in _RIGHT_ALIGNED else c.ljust(w) for i, (c, w) in pairs)
 
 
 def model_table(rows: list[dict]) -> str:
@@ -127,3 +129,26 @@ def print_model_table(
     rows = model_rows(base, stages, tuple(backbones))
     print(f"multiply-adds (GMACs) for one {image_size}×{image_size} image; overhead over the plain backbone\n")
     print(model_table(rows))
+
+
+@takes_network_fields
+def network_cost_note(*args: Any, pretrained_path: str | None = None, **fields: Any) -> str | None:
+    """Why a ViT trains several times slower than the CNN it is sized to (None for a CNN).
+
+    Sized by parameters, the ViT's compute follows its token count instead: ``(image_size / patch)²`` patches, each
+    through every transformer block. At 224 px its 16-px patches give 14×14 tokens; below 128 px the patches are
+    8 px (so that 64 px still gives 8×8 tokens), and a CNN's cost shrinks with the pixels while the ViT's does not.
+    """
+    spec = NetworkSpec.from_args(*args, **fields)
+    if spec.backbone != "vit":
+        return None
+    x = torch.empty(1, spec.in_channels, spec.image_size, spec.image_size, device="meta")
+    vit = meta_build(spec)
+    vit_macs, _ = count_macs(vit, x)
+    cnn_macs, _ = count_macs(meta_build(spec.plain(spec.family)), x)
+    patch, blocks = vit.patch_size, len(vit.vit.blocks)
+    grid = spec.image_size // patch
+    return (f"vit (sized to {spec.family}) at {spec.image_size} px: {grid}×{grid} patches of {patch} px = "
+            f"{grid * grid} tokens through {blocks} transformer blocks, {vit_macs / 1e9:.2f} GMACs per image: "
+            f"{vit_macs / cnn_macs:.1f}× the {cnn_macs / 1e9:.2f} of {spec.family} at this size, so expect "
+            f"about that much longer per epoch (`medattn models --image_size {spec.image_size}` lists every network)")

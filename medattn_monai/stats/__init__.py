@@ -16,14 +16,26 @@ from .cell_groups import SHARED_SETTINGS, group_runs
 from .comparison_settings import DEFAULT_SETTINGS, ComparisonSettings
 from .correction import holm
 from .frame_comparison import (
-    COMPARISON_COLUMNS, FRIEDMAN_COLUMNS, GROUP_COLUMNS, PAIRED_COLUMNS, ComparisonResult, compare_runs,
+    COMPARISON_COLUMNS,
+    FRIEDMAN_COLUMNS,
+    GROUP_COLUMNS,
+    PAIRED_COLUMNS,
+    ComparisonResult,
+    compare_runs,
     summarize_groups,
 )
 from .power import detectable_difference, min_mwu_p, min_wilcoxon_p
 from .ranking import FriedmanResult, friedman_nemenyi, nemenyi_different_pairs
 from .run_table import load_runs, runs_frame
 from .two_sample import (
-    CI_METHODS, bootstrap_mean_diff_ci, hedges_g, mwu_p, paired_t_p, pooled_std, welch_mean_diff_ci, welch_p,
+    CI_METHODS,
+    bootstrap_mean_diff_ci,
+    hedges_g,
+    mwu_p,
+    paired_t_p,
+    pooled_std,
+    welch_mean_diff_ci,
+    welch_p,
     wilcoxon_p,
 )
 from .variants import variant_label, variant_of

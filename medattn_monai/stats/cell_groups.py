@@ -172,5 +172,5 @@ def group_runs(runs: pd.DataFrame, split_cells: bool = False) -> tuple[pd.DataFr
             if conf[group.index].nunique() > 1:
                 labels = _labels(values.loc[group.index], conf[group.index], cells[group.index])
                 out.loc[group.index, "variant"] = [labelled(v, labels[c])
-                                                   for v, c in zip(group["variant"], conf[group.index])]
+                                                   for v, c in zip(group["variant"], conf[group.index], strict=True)]
     return out, _no_cell_note(runs, cells, shared)

@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 import pandas as pd
-
 from matplotlib.figure import Figure
 
 from ..errors import ConfigError

@@ -10,8 +10,9 @@ with references trained with the same settings (:mod:`.cell_groups`). Nothing he
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,14 @@ from .correction import holm
 from .power import detectable_difference, min_mwu_p, min_wilcoxon_p
 from .ranking import MIN_BLOCKS, FriedmanResult, friedman_nemenyi, nemenyi_different_pairs
 from .two_sample import (
-    bootstrap_mean_diff_ci, hedges_g, mwu_p, paired_t_p, pooled_std, welch_mean_diff_ci, welch_p, wilcoxon_p,
+    bootstrap_mean_diff_ci,
+    hedges_g,
+    mwu_p,
+    paired_t_p,
+    pooled_std,
+    welch_mean_diff_ci,
+    welch_p,
+    wilcoxon_p,
 )
 from .variants import PLAIN, VIT, base_variant, is_attention_variant, matched_name, variant_order
 
@@ -140,7 +148,7 @@ def _unreachable(where: str, part: pd.DataFrame, m: int, alpha: float, p_min: fl
     """The note for comparisons whose smallest possible p, times Holm's ``m``, stays above ``alpha``."""
     if m * p_min <= alpha:
         return []
-    names = ", ".join(f"{v} vs {r}" for v, r in zip(part["variant"], part["reference"]))
+    names = ", ".join(f"{v} vs {r}" for v, r in zip(part["variant"], part["reference"], strict=True))
     return [
         f"{where}: {names} cannot reach significance with {test} whatever the data: with {design} the smallest"
         f" possible p is {p_min:.2g}, and Holm over {_plural(m, 'comparison')} makes it at best"

@@ -35,12 +35,12 @@ def runs_figure(runs: pd.DataFrame, dataset: str, metric: str, seed: int = 0) ->
     rng = np.random.default_rng(seed)
     # one colour per variant across all panels of the figure
     colours = {v: f"C{i % 10}" for i, v in enumerate(sorted(cells["variant"].unique(), key=variant_order))}
-    for ax, family in zip(axes, families):
+    for ax, family in zip(axes, families, strict=True):
         cell = cells[cells["family"] == family]
         variants = sorted(cell["variant"].unique(), key=variant_order)
         values = [cell.loc[cell["variant"] == v, "value"].to_numpy(float) for v in variants]
         ax.boxplot(values, tick_labels=[variant_label(v) for v in variants], showfliers=False, widths=0.5)
-        for position, (variant, points) in enumerate(zip(variants, values), start=1):
+        for position, (variant, points) in enumerate(zip(variants, values, strict=True), start=1):
             # jitter only spreads overlapping points sideways; the height is the run's value
             ax.scatter(position + rng.uniform(-0.15, 0.15, len(points)), points, s=16, alpha=0.75, zorder=3,
                        color=colours[variant])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -73,7 +73,8 @@ def terminal_table(frame: pd.DataFrame) -> str:
     widths = [max([len(c)] + [len(v) for v in cells[c]]) for c in frame.columns]
 
     def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
+        columns = zip(values, widths, numeric, strict=True)
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in columns).rstrip()
 
     rows = [line(list(frame.columns)), line(["-" * w for w in widths])]
     return "\n".join(rows + [line(list(r)) for r in cells.itertuples(index=False)])

@@ -12,7 +12,7 @@ When a comparison reports the configurations of one variant apart (``split_cells
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 __all__ = [
     "PLAIN", "VIT", "MATCHED_PREFIX", "variant_of", "is_attention_variant", "matched_name", "variant_label",

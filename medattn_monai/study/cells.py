@@ -7,8 +7,9 @@ CNN, a size-matched CNN per variant, or the ViT sized to the backbone. Its bundl
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..errors import ConfigError
 from ..networks.spec import variants_of

@@ -5,9 +5,10 @@ See ``docs/study.md`` for a commented example. Every key is optional except ``da
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ConfigError
 from ..search.liveness import GRACE_S, HEARTBEAT_S, check_liveness_settings
@@ -98,7 +99,7 @@ class StudyConfig:
     explain: dict[str, Any] = field(default_factory=lambda: dict(_EXPLAIN_DEFAULTS))
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], source: str = "study config") -> "StudyConfig":
+    def from_dict(cls, raw: Mapping[str, Any], source: str = "study config") -> StudyConfig:
         """Validate a mapping (e.g. the parsed YAML) into a config; errors name the key."""
         if not isinstance(raw, Mapping):
             raise ConfigError(f"{source}: expected a mapping of keys, got {type(raw).__name__}")

@@ -2,8 +2,12 @@
 
 ResNet18 plain and with ``ga``/``la``/``ela`` attention on small synthetic ISIC data at 64 px: a search of 2 trials
 per cell (the first the bundle's defaults), 3 seeds per cell with the best parameters, evaluation on the test split,
-the summary, ``medattn compare`` and ``medattn explain`` (Grad-CAM and attention maps of one run per cell). Only the sizes are small (images, data, epochs, trials, seeds); every step is
-the one a real study runs.
+the summary, ``medattn compare`` and ``medattn explain`` (Grad-CAM and attention maps of one run per cell). Only
+the sizes are small (images, data, epochs, trials, seeds); every step is the one a real study runs.
+
+At 64 px the last ResNet stage is a 2×2 grid, so ``explain`` takes Grad-CAM from ``layer2`` (8×8) and the attention
+maps from the finer of the two attention layers (``layer3``, 4×4, with a warning line: attention maps of 7×7 need
+128 px, which would make every training of the demo about three times slower); docs/explanations.md says why.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..console import quiet_runs
 from ..engine.bundles import data_overrides
 from ..engine.launch import release_memory, resume_training, run_training
 from ..engine.workflow import evaluate
@@ -33,8 +34,9 @@ from ..search.storage import default_storage, open_storage
 from ..stats.compare import compare
 from ..stats.report import terminal_table
 from ..tracking.mlflow_runs import open_client
-from ..tracking.store import mask_secrets
 from ..tracking.run_folder import BEST_MODEL, LAST_CHECKPOINT, RUN_INFO, fetch_run_folder, read_run_info
+from ..tracking.store import mask_secrets, mlflow_ui_command
+from ..tracking.ui import where_to_watch
 from .claims import try_claim
 from .config import StudyConfig, load_study_config
 from .plan import CellPlan, find_runs, is_done, plans_of
@@ -186,7 +188,8 @@ class _Runner:
         total = sum(len(p.seeds) for p in plans)
         remaining = {id(p): list(p.seeds) for p in plans}
         pending = list(plans)
-        with tqdm(total=total, desc="study", unit="run", dynamic_ncols=True) as bar:
+        # the runs' own lines (epochs, MLflow, evaluation) are hidden: the bar and one line per finished run remain
+        with quiet_runs(), tqdm(total=total, desc="study", unit="run", dynamic_ncols=True) as bar:
             while pending:
                 progressed = False
                 for plan in list(pending):
@@ -199,6 +202,7 @@ class _Runner:
                         progressed = True
                     for seed in list(remaining[id(plan)]):
                         bar.set_postfix_str(f"{plan.label} seed {seed}")
+                        started = time.monotonic()
                         outcome = self.ensure(plan, seed)
                         if outcome is None:
                             continue
@@ -206,13 +210,35 @@ class _Runner:
                         remaining[id(plan)].remove(seed)
                         bar.update(1)
                         progressed = True
-                        if outcome["action"] == "failed":
-                            bar.write(f"{plan.label} seed {seed}: FAILED ({'; '.join(outcome['errors'])})")
+                        bar.write(_finished_line(plan, seed, outcome, time.monotonic() - started))
                     if not remaining[id(plan)]:
                         pending.remove(plan)
                 if pending and not progressed:
                     bar.set_postfix_str(f"waiting for other workers ({len(pending)} cells)")
                     time.sleep(POLL_S)
+
+
+def _finished_line(plan: CellPlan, seed: int, outcome: dict[str, Any], seconds: float) -> str:
+    """The one line a finished (cell, seed) gets on the screen: what was done, the run, its metrics."""
+    if outcome["action"] == "failed":
+        return f"{plan.label} seed {seed}: FAILED ({'; '.join(outcome['errors'])})"
+    run = open_client(plan.tracking_uri).get_run(outcome["run_id"])
+    metrics = "  ".join(f"{k} {run.data.metrics[k]:.4f}" for k in ("best_val_bacc", "test_bacc")
+                        if k in run.data.metrics)
+    if outcome["action"] == "skipped":
+        return f"{plan.label} seed {seed}: done before, {run.info.run_name}  {metrics}"
+    return f"{plan.label} seed {seed}: {outcome['action']} {run.info.run_name}  {metrics}  [{seconds:.0f} s]"
+
+
+def _where_to_watch(plans: list[CellPlan]) -> list[str]:
+    """A line per experiment of the study: its comparison view in the MLflow UI."""
+    lines = []
+    for experiment in sorted({p.experiment for p in plans if p.experiment}):
+        uri = next(p.tracking_uri for p in plans if p.experiment == experiment)
+        found = open_client(uri).get_experiment_by_name(experiment)
+        if found is not None:
+            lines.append(f"{experiment}: {where_to_watch(uri, found.experiment_id)}")
+    return lines
 
 
 def _compare(cfg: StudyConfig, plans: list[CellPlan], out: Path) -> None:
@@ -275,6 +301,7 @@ def study(config: str | None = None, demo: bool = False, out: str | None = None,
     runner_storage = cfg.storage or default_storage(cfg.output_root)
     print(f"study {cfg.name}: {len(plans)} cells × {len(cfg.seeds)} seeds "
           f"({', '.join(p.label for p in plans)}); Optuna storage {mask_secrets(runner_storage)}")
+    print(f"MLflow store: `{mlflow_ui_command(cfg.tracking_uri)}` opens its UI; runs appear there as they train")
     runner = _Runner(cfg)  # opens the storage: an unreachable database stops the study here, nothing trained
     runner.run(plans)
 
@@ -288,6 +315,8 @@ def study(config: str | None = None, demo: bool = False, out: str | None = None,
     for o in runner.outcomes:
         counts[o["action"]] = counts.get(o["action"], 0) + 1
     print("runs: " + ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) + f"; summary in {out_dir}")
+    for line in _where_to_watch(plans):
+        print(line)
     log_summary(cfg, plans, files, mask_secrets(yaml.safe_dump(raw, sort_keys=False)))
     if cfg.compare["enabled"] and len(runs):
         _compare(cfg, plans, out_dir)

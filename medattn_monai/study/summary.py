@@ -4,8 +4,9 @@ bookkeeping MLflow run that hold them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -58,7 +59,7 @@ def wide_summary(summary: pd.DataFrame, terminal: bool = False) -> pd.DataFrame:
     if terminal:  # per-class recalls make the terminal table unreadable; they stay in the files
         shown = summary[~summary["metric"].str.contains("_recall_")]
     text = shown.assign(value=[f"{m:.4f} ± {s:.4f}" if pd.notna(s) else f"{m:.4f}"
-                               for m, s in zip(shown["mean"], shown["std"])])
+                               for m, s in zip(shown["mean"], shown["std"], strict=True)])
     table = text.pivot_table(index=["experiment", "cell"], columns="metric", values="value", aggfunc="first",
                              sort=False)
     n = shown.groupby(["experiment", "cell"], sort=False)["n"].max()

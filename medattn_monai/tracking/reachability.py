@@ -53,7 +53,7 @@ def _health_url(uri: str) -> str:
 def _answers(url: str, seconds: float) -> str | None:
     """None when the server answers at all (any HTTP status, even a TLS complaint), else why not."""
     try:
-        with urllib.request.urlopen(url, timeout=seconds):  # noqa: S310 - http(s) only, checked by the caller
+        with urllib.request.urlopen(url, timeout=seconds):  # http(s) only: checked by the caller
             return None
     except urllib.error.HTTPError:
         return None  # it answered (401 without credentials, 404 behind a proxy path, …)

@@ -19,10 +19,13 @@ import json
 import logging
 import time
 from typing import Any, Mapping
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from .store import mlflow_ui_command, resolve_tracking_uri
 
 __all__ = ["EXPERIMENT_KIND_TAG", "MODEL_TRAINING", "VIEW_ID", "VIEW_NAME", "VIEW_TAG", "VIEW_COLUMNS",
-           "comparison_view", "experiment_ui_tags", "add_missing_ui_tags", "comparison_url"]
+           "comparison_view", "experiment_ui_tags", "add_missing_ui_tags", "comparison_url", "run_url", "ui_address",
+           "where_to_watch"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +39,7 @@ VIEW_TAGS = ("backbone", "attention", "baseline", "matched_to", "seed")
 VIEW_METRICS = ("best_val_bacc", "test_bacc", "test_auc")
 VIEW_COLUMNS = tuple(f"tags.`{k}`" for k in VIEW_TAGS) + tuple(f"metrics.`{k}`" for k in VIEW_METRICS)
 RUN_NAME_COLUMN = "attributes.`Run Name`"
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
 
 
 def comparison_view(now_ms: int | None = None) -> str:
@@ -74,7 +78,33 @@ def add_missing_ui_tags(client: Any, experiment_id: str, tags: Mapping[str, str]
             logger.warning("could not set the MLflow UI tag %s on experiment %s: %s", key, experiment_id, e)
 
 
-def comparison_url(experiment_id: str, ui: str = "http://127.0.0.1:5000") -> str:
+def comparison_url(experiment_id: str, ui: str = LOCAL_UI) -> str:
     """The address of the experiment's runs table in the comparison view, in the UI's model-training mode."""
     query = urlencode({"workflowType": "machine_learning", "viewStateShareKey": VIEW_ID})
     return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
+
+
+def run_url(experiment_id: str, run_id: str, ui: str = LOCAL_UI) -> str:
+    """The address of one run's page in the UI."""
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def ui_address(tracking_uri: str | None = None) -> str | None:
+    """The UI of a tracking server (its address without user or password); None for a local store, whose UI is
+    started with :func:`~medattn_monai.tracking.store.mlflow_ui_command`."""
+    uri = resolve_tracking_uri(tracking_uri)
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        return None
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def where_to_watch(tracking_uri: str | None, experiment_id: str, run_id: str | None = None) -> str:
+    """One line saying where a run (or, without ``run_id``, the experiment's comparison view) is seen in the UI."""
+    server = ui_address(tracking_uri)
+    url = (run_url(experiment_id, run_id, server or LOCAL_UI) if run_id
+           else comparison_url(experiment_id, server or LOCAL_UI))
+    if server:
+        return f"MLflow UI: {url}"
+    return f"MLflow UI: start it with `{mlflow_ui_command(tracking_uri)}`, then open {url}"

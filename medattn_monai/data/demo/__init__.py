@@ -17,8 +17,8 @@ Everything is deterministic from the seed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ...errors import DataError
 from ..camelyon17 import prepare_camelyon17

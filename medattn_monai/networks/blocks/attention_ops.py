@@ -34,8 +34,6 @@ attention weights, for explanations and tests:
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 
@@ -94,7 +92,7 @@ def neighbour_offsets(window: int, device: torch.device | None = None) -> torch.
 
 
 def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
-          gpu_layout: Optional[bool] = None) -> torch.Tensor:
+          gpu_layout: bool | None = None) -> torch.Tensor:
     """SDPA with a float bias mask, in the layout GPU's fused kernels accept, left out of ``torch.compile`` graphs.
 
     On a GPU (``gpu_layout`` defaults to "not CPU") the fused kernels need unit stride in the last dimension and the
@@ -113,7 +111,7 @@ def _sdpa(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
 
 
 def _sdpa_layout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
-                 gpu_layout: Optional[bool]) -> torch.Tensor:
+                 gpu_layout: bool | None) -> torch.Tensor:
     if gpu_layout is None:
         gpu_layout = q.device.type != "cpu"
     if not gpu_layout:
@@ -129,7 +127,7 @@ def _sdpa_layout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.
 @torch.jit.unused
 @torch.compiler.disable
 def _sdpa_uncompiled(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
-                     gpu_layout: Optional[bool]) -> torch.Tensor:
+                     gpu_layout: bool | None) -> torch.Tensor:
     return _sdpa_layout(q, k, v, mask, gpu_layout)
 
 
