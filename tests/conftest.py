@@ -186,3 +186,25 @@ def sigkill_when(cmd: list[str], cwd: Path, ready: Callable[[], Any], what: str,
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def team_servers():
+    """PostgreSQL and an MLflow tracking server (PostgreSQL backend, proxied artifacts) on 127.0.0.1, set up from
+    docs/team.md for the whole session (``tests/team_setup.py``); skipped with the reason where PostgreSQL or psycopg
+    is missing, which under ``CI=true`` is a failure."""
+    from team_setup import postgres_missing, start_team_servers
+
+    reason = postgres_missing()
+    if reason is None:
+        try:
+            import psycopg  # noqa: F401 - only whether the driver imports
+        except ImportError:
+            reason = "psycopg 3 is missing (pip install -e '.[team]')"
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs PostgreSQL for the team tests: {reason}")
+        pytest.skip(reason)
+    servers = start_team_servers()
+    yield servers
+    servers.stop()

@@ -26,9 +26,10 @@ def in_texts(secret: str, texts: dict[str, str]) -> list[str]:
     return [name for name, text in texts.items() if secret in (text or "")]
 
 
-def in_mlflow(secret: str, tracking_uri: str) -> list[str]:
+def in_mlflow(secret: str, tracking_uri: str, artifacts: bool = True) -> list[str]:
     """Places in the MLflow store of ``tracking_uri`` holding ``secret``: experiment names and tags, run names,
-    params, tags, metric keys and the content of every artifact (downloaded)."""
+    params, tags, metric keys and, with ``artifacts``, the content of every artifact (downloaded; a caller that can
+    read the server's artifact folder directly may scan it with :func:`in_files` instead)."""
     import mlflow
     from mlflow.entities import ViewType
 
@@ -44,6 +45,8 @@ def in_mlflow(secret: str, tracking_uri: str) -> list[str]:
                 found += [f"{where} {kind} {k}" for k, v in values.items() if secret in f"{k} {v}"]
             if secret in (run.info.run_name or ""):
                 found.append(f"{where} name")
+            if not artifacts:
+                continue
             with tempfile.TemporaryDirectory() as tmp:
                 local = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=tmp,
                                                             tracking_uri=tracking_uri)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import mlflow
 import pytest
@@ -17,7 +16,7 @@ from leaks import in_files, in_mlflow, in_optuna, in_texts
 from medattn_monai.cli import main
 from medattn_monai.tracking import store
 from medattn_monai.tracking.store import mask_secrets
-from throwaway_servers import free_port, postgres_missing, start_mlflow_server, start_postgres
+from team_setup import free_port
 
 PASSWORD = "Pw-7f2a-NotForLogs"
 
@@ -60,8 +59,7 @@ def test_error_lines_name_the_store_without_its_password(demo_data, tmp_path, mo
     tmp_path = tmp_path / "work"  # everything the commands write
     tmp_path.mkdir()
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    monkeypatch.setenv("MEDATTN_TRACKING_TIMEOUT", "2")  # how long a command waits for the tracking server
     closed = free_port()
     tracking = f"http://alice:{PASSWORD}@127.0.0.1:{closed}"
     storage = f"postgresql://team:{PASSWORD}@127.0.0.1:{closed}/optuna"
@@ -75,53 +73,21 @@ def test_error_lines_name_the_store_without_its_password(demo_data, tmp_path, mo
 
     assert codes["train"] != 0 and codes["search"] == 2 and codes["study"] == 2, (codes, err[-3000:])
     assert f"cannot reach the Optuna storage postgresql://team:***@127.0.0.1:{closed}/optuna" in err
+    assert f"cannot reach the MLflow tracking server http://alice:***@127.0.0.1:{closed} within 2 s" in err
     assert "Optuna storage postgresql://team:***@" in out, "the study's start-up line names the storage, masked"
     assert not in_texts(PASSWORD, {"stdout": out, "stderr": err})
     assert not in_files(PASSWORD, [tmp_path])
     assert not list((tmp_path / "runs").glob("*/*/model.pt")), "nothing trained"
 
 
-def _team_or_own_servers(request):
-    """``team_servers`` (the suite's session fixture) where it offers ``new_database(name, password)`` and
-    ``tracking_url(credentials)``, else a throwaway PostgreSQL and ``mlflow server`` of this module."""
-    try:
-        team = request.getfixturevalue("team_servers")
-    except pytest.FixtureLookupError:
-        team = None
-    if team is not None and hasattr(team, "new_database") and hasattr(team, "tracking_url"):
-        return team, []
-    reason = postgres_missing()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs PostgreSQL: {reason}")
-        pytest.skip(reason)
-    postgres = start_postgres()
-    started = [postgres]
-    try:
-        mlflow_server = start_mlflow_server()
-    except BaseException:
-        postgres.stop()
-        raise
-    started.append(mlflow_server)
-    return SimpleNamespace(new_database=postgres.new_database, tracking_url=mlflow_server.url), started
-
-
-@pytest.fixture(scope="module")
-def servers(request):
-    found, started = _team_or_own_servers(request)
-    yield found
-    for server in reversed(started):
-        server.stop()
-
-
 @pytest.mark.slow
-def test_a_known_password_appears_nowhere(demo_data, tmp_path, servers, monkeypatch, capfd, one_thread):
+def test_a_known_password_appears_nowhere(demo_data, tmp_path, team_servers, monkeypatch, capfd, one_thread):
     tmp_path = tmp_path / "work"  # everything the commands write
     tmp_path.mkdir()
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    tracking = servers.tracking_url(f"alice:{PASSWORD}")
-    storage = servers.new_database(f"secrets_{os.getpid()}_{free_port()}", PASSWORD)
+    tracking = team_servers.tracking_url(f"alice:{PASSWORD}")
+    storage = team_servers.new_database(f"secrets_{os.getpid()}_{free_port()}", PASSWORD)
     assert PASSWORD in tracking and PASSWORD in storage
     args = [*_bundle_args(demo_data, tmp_path), "--tracking_uri", tracking, "--experiment_name", "secrets-train"]
 

@@ -14,30 +14,9 @@ import pytest
 from conftest import REPO
 from medattn_monai.errors import ConfigError
 from medattn_monai.search.storage import open_storage
-from throwaway_servers import free_port, postgres_missing, start_postgres
+from team_setup import free_port
 
 PASSWORD = "Pw-race-NotForLogs"
-
-
-@pytest.fixture(scope="module")
-def postgres(request):
-    """``team_servers`` (the suite's session fixture) where it offers ``new_database(name, password)``, else a
-    throwaway PostgreSQL of this module; skipped with the reason where PostgreSQL is not installed."""
-    try:
-        team = request.getfixturevalue("team_servers")
-    except pytest.FixtureLookupError:
-        team = None
-    if team is not None and hasattr(team, "new_database"):
-        yield team
-        return
-    reason = postgres_missing()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs PostgreSQL: {reason}")
-        pytest.skip(reason)
-    server = start_postgres()
-    yield server
-    server.stop()
 
 
 _WORKER = textwrap.dedent("""
@@ -54,9 +33,8 @@ _WORKER = textwrap.dedent("""
 """)
 
 
-def test_workers_started_together_on_a_new_database_all_come_up(postgres, tmp_path):
-    pytest.importorskip("psycopg", reason="postgresql:// URLs need psycopg 3 (the [team] extra)")
-    url = postgres.new_database(f"race_{os.getpid()}_{free_port()}", PASSWORD)
+def test_workers_started_together_on_a_new_database_all_come_up(team_servers, tmp_path):
+    url = team_servers.new_database(f"race_{os.getpid()}_{free_port()}", PASSWORD)
     ready = tmp_path / "ready"
     ready.mkdir()
     n = 4

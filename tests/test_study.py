@@ -27,6 +27,8 @@ def _config(demo_data, tmp_path, **changes) -> dict:
         "overrides": {"epochs": 1, "image_size": 32, "batch_size": 32, "val_batch_size": 256},
         "search": False,
         "storage": str(tmp_path / "optuna.journal"),
+        "heartbeat_interval": 1,
+        "grace_period": 5,  # a claim the killed worker created but had not yet named is stale after this
         "tracking_uri": fresh_store(demo_data, tmp_path),
         "output_root": str(tmp_path / "runs"),
         "out": str(tmp_path / "out"),
@@ -83,6 +85,8 @@ def test_study_killed_after_its_first_run_resumes_without_retraining_it(demo_dat
     assert [r.info.run_id for r in same] == [first.info.run_id], "that (cell, seed) was not trained again"
     done = [r for r in runs if r.info.status == "FINISHED" and r.data.tags.get("evaluated") == "true"]
     assert len(done) == 4 and {r.data.tags["attention"] for r in done} == {"ga", "la"}
+    assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"], "the killed worker's run was resumed, " \
+        "or marked FAILED when it had no checkpoint"
     assert all("test_bacc" in r.data.metrics and r.data.tags["study"] == "restart" for r in done)
     assert {(r.data.tags["cell"], r.data.tags["seed"]) for r in done} == {
         (o["cell_hash"], str(o["seed"])) for o in result.outcomes}
@@ -145,3 +149,21 @@ def test_a_bad_study_config_names_the_key(change, message, tmp_path):
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match=message):
         study(config=str(path))
+
+
+def test_a_claim_whose_creator_died_before_naming_itself_goes_stale(tmp_path):
+    """A worker killed between creating a claim and writing its owner into it must not block that run for good."""
+    import time
+
+    from optuna.study import StudyDirection
+
+    from medattn_monai.search.storage import open_storage
+    from medattn_monai.study.claims import claim_state, try_claim
+
+    storage = open_storage(str(tmp_path / "optuna.journal"))
+    storage.create_new_study([StudyDirection.MAXIMIZE], "claim:exp/cell/s0#0")  # no owner: its creator died
+    assert claim_state(storage, "exp/cell/s0", grace=0.5) == ("held", 0), "it may be naming itself right now"
+    time.sleep(0.6)
+    assert claim_state(storage, "exp/cell/s0", grace=0.5) == ("stale", 0)
+    claim = try_claim(storage, "exp/cell/s0", grace=0.5)
+    assert claim is not None and claim.generation == 1

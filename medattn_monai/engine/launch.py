@@ -81,15 +81,15 @@ def run_training(bundle: str, overrides: Mapping[str, Any], gpus: int = 1,
     return run_dir
 
 
-def resume_training(run_dir: str, gpus: int = 1) -> str:
-    """Continue an interrupted run (see :func:`~medattn_monai.engine.workflow.resume`), under ``torchrun`` when
-    ``gpus > 1``."""
+def resume_training(run_dir: str, gpus: int = 1, **settings: Any) -> str:
+    """Continue an interrupted run (see :func:`~medattn_monai.engine.workflow.resume`, which takes ``settings``),
+    under ``torchrun`` when ``gpus > 1``."""
     if gpus <= 1:
         try:
-            return resume(run_dir)
+            return resume(run_dir, **settings)
         finally:
             release_memory()
-    _torchrun({"resume": run_dir}, gpus, Path(run_dir).name)
+    _torchrun({"resume": run_dir, "settings": settings}, gpus, Path(run_dir).name)
     return run_dir
 
 

@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spec = json.loads(Path(args[0]).read_text())
     try:
         if spec.get("resume"):
-            resume(spec["resume"], multi_gpu=True)
+            resume(spec["resume"], multi_gpu=True, **spec.get("settings", {}))
         else:
             configs = bundle_configs(spec["bundle"], "train.json", "multi_gpu_train.json")
             run_workflow(configs, "train", extra_handlers=spec.get("extra_handlers", ()), **spec["overrides"])

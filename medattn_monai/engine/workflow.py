@@ -15,8 +15,8 @@ from ..console import apply_engine_logging
 from ..errors import ConfigError
 from ..tracking.mlflow_runs import open_client, resumable_run
 from ..tracking.run_folder import (
-    FINISHED_AT, RUN_INFO, find_run_dir, is_finished, lock_run_folder, read_run_info, resume_checkpoint,
-    unlock_run_folder,
+    BEST_MODEL, FINISHED_AT, RUN_INFO, fetch_run_folder, is_finished, lock_run_folder, read_run_info,
+    resume_checkpoint, unlock_run_folder,
 )
 from ..tracking.store import remember_uri, unmask_uri
 from .bundles import DEFAULT_BUNDLE, apply_overrides, bundle_configs, data_overrides, locate_bundle
@@ -26,6 +26,8 @@ __all__ = ["run_workflow", "train", "resume", "evaluate", "recorded_bundle"]
 # run settings that may differ on resume (they do not change results)
 _RESUMABLE_SETTINGS = ("cache", "num_workers", "amp", "channels_last", "compile", "retain_host_memory",
                        "val_batch_size", "feature_usage")
+# where the data is on the machine that resumes (another machine may keep it elsewhere; the split must be the same)
+_DATA_PATHS = ("dataset_dir", "datalist")
 
 
 def run_workflow(config_files: Sequence[str], workflow_type: str = "train", tracking: str | None = None,
@@ -71,36 +73,44 @@ def train(bundle: str = DEFAULT_BUNDLE, multi_gpu: bool = False, tracking: str |
     return str(workflow.parser.get_parsed_content("output_dir"))
 
 
-def resume(run: str, output_root: str = "runs", tracking_uri: str | None = None, multi_gpu: bool = False,
+def resume(run_id: str, output_root: str = "runs", tracking_uri: str | None = None, multi_gpu: bool = False,
            **settings: Any) -> str:
     """Continue an interrupted training from its last checkpoint into the same MLflow run; returns the run folder.
 
+    From any machine that reaches the run's tracking server: a run whose folder is not here is fetched from its
+    MLflow artifacts into ``<output_root>/<experiment>/<run name>`` (its checkpoint is uploaded as it trains, see
+    ``medattn_monai/tracking/artifact_upload.py``).
+
     Args:
-        run: the run folder, or its MLflow run id.
-        output_root: where run folders live (to find one by run id).
+        run_id: the run's MLflow run id, or its run folder.
+        output_root: where run folders live (to find one by run id, or to fetch it into).
         tracking_uri: the MLflow store (to find a run by id; needed with its password when ``run.json`` records
             the store with the password masked, unless ``MLFLOW_TRACKING_URI`` holds it).
         multi_gpu: add the bundle's ``multi_gpu_train.json`` (launch under ``torchrun``).
-        settings: run settings to change (``cache``, ``num_workers``, ``amp``, …); hyper-parameters cannot change.
+        settings: run settings to change (``cache``, ``num_workers``, ``amp``, …) and where the data is on this
+            machine (``dataset_dir``, ``datalist``: the datalist must split the data as the run's did);
+            hyper-parameters cannot change.
     """
-    run_dir = find_run_dir(run, output_root, tracking_uri)
-    info = read_run_info(run_dir)
-    bad = [k for k in settings if k not in _RESUMABLE_SETTINGS]
+    bad = [k for k in settings if k not in _RESUMABLE_SETTINGS + _DATA_PATHS]
     if bad:
-        raise ConfigError(f"resume can change only {_RESUMABLE_SETTINGS}, not {bad}")
+        raise ConfigError(f"resume can change only {_RESUMABLE_SETTINGS + _DATA_PATHS}, not {bad}")
+    remember_uri(tracking_uri)  # the store of run.json's record, whose password is masked there
+    run_dir = fetch_run_folder(run_id, output_root, tracking_uri)
+    info = read_run_info(run_dir)
     source = str(Path(run_dir) / RUN_INFO)
     missing = [k for k in ("params", "dataset_dir", "datalist", "output_root", "bundle_root") if k not in info]
     if missing or not isinstance(info["params"], dict):
         raise ConfigError(f"{source} is not a complete run record (it lacks {missing or ['params as a mapping']}): "
                           "the run cannot be resumed from it")
+    data = {k: settings.pop(k, info[k]) for k in _DATA_PATHS}
+    _check_same_split(data["datalist"], info, source)
     recorded = {k: v for k, v in info.get("settings", {}).items() if k in _RESUMABLE_SETTINGS}
     # run.json is data (a run folder may come from anyone): nothing in it may become a MONAI expression
     overrides = data_overrides({
         **info["params"],
         **recorded,
-        "dataset_dir": info["dataset_dir"],
-        "datalist": info["datalist"],
-        "output_root": info["output_root"],
+        **data,
+        "output_root": os.path.abspath(Path(run_dir).parent.parent),  # where the folder is now
         **({"tracking_uri": info["tracking_uri"], "experiment_name": info["experiment_name"]}
            if info.get("tracking_uri") else {}),
     }, source)
@@ -125,6 +135,18 @@ def _refuse_early(run_dir: str, info: dict[str, Any], tracking_uri: str | None) 
                           "left as it was)")
 
 
+def _check_same_split(datalist: str, info: dict[str, Any], source: str) -> None:
+    """Refuse a datalist (given for this machine) whose split differs from the one the run was trained on."""
+    if datalist == info.get("datalist") or not info.get("split_hash"):
+        return
+    from ..data import load_datalist
+
+    found = load_datalist(datalist)["split_hash"]
+    if found != info["split_hash"]:
+        raise ConfigError(f"datalist {datalist} splits the data differently from the run's (split_hash {found}, "
+                          f"{source} records {info['split_hash']}): a resumed run must train on the same split")
+
+
 def recorded_bundle(info: dict[str, Any], source: str) -> str:
     """The folder of the bundle a run was trained with, found by its name among this installation's bundles.
 
@@ -137,19 +159,20 @@ def recorded_bundle(info: dict[str, Any], source: str) -> str:
     return locate_bundle(name)
 
 
-def evaluate(run: str, splits: Sequence[str] | None = None, output_root: str = "runs",
+def evaluate(run_id: str, splits: Sequence[str] | None = None, output_root: str = "runs",
              tracking_uri: str | None = None, **overrides: Any) -> str:
     """Evaluate a trained run on its test split(s) and log the metrics into its MLflow run; returns the run folder.
 
     Args:
-        run: the run folder, or its MLflow run id.
+        run_id: the run's MLflow run id, or its run folder (from any machine that reaches its tracking server: a run
+            whose folder is not here is fetched from its artifacts, as :func:`resume` does).
         splits: splits to evaluate (default: the bundle's ``eval_splits``).
         output_root: where run folders live (to find one by run id).
         tracking_uri: the MLflow store (to find a run by id).
         overrides: more config keys (e.g. ``--val_batch_size 256``).
     """
     remember_uri(tracking_uri)  # the store of run.json's record, whose password is masked there
-    run_dir = find_run_dir(run, output_root, tracking_uri)
+    run_dir = fetch_run_folder(run_id, output_root, tracking_uri, artifacts=(RUN_INFO, BEST_MODEL))
     info = read_run_info(run_dir)
     if splits is not None:
         overrides["eval_splits"] = list(splits) if not isinstance(splits, str) else [splits]

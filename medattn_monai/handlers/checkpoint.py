@@ -14,7 +14,7 @@ import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.distributed as dist
@@ -151,6 +151,7 @@ class RunCheckpointer:
         self.trainer: Engine | None = None
         self._writer: threading.Thread | None = None
         self._write_error: BaseException | None = None
+        self._listeners: list[Callable[[list[Path]], None]] = []
 
     @property
     def last_path(self) -> Path:
@@ -175,6 +176,15 @@ class RunCheckpointer:
             error, self._write_error = self._write_error, None
             raise error
 
+    def add_listener(self, listener: Callable[[list[Path]], None]) -> None:
+        """Call ``listener(paths)`` with each checkpoint's files once they are on disk (in the thread that wrote
+        them: keep it short), e.g. to upload them (:mod:`medattn_monai.tracking.artifact_upload`)."""
+        self._listeners.append(listener)
+
+    def _written(self, paths: list[Path]) -> None:
+        for listener in self._listeners:
+            listener(paths)
+
     def _in_background(self) -> bool:
         if self.background != "auto":
             return bool(self.background)
@@ -188,12 +198,14 @@ class RunCheckpointer:
         if not self._in_background():
             for obj, path in files:
                 _atomic_save(obj, path)
+            self._written([path for _, path in files])
             return
 
         def run() -> None:
             try:
                 for obj, path in files:
                     _atomic_save(obj, path)
+                self._written([path for _, path in files])
             except BaseException as e:  # noqa: BLE001 - raised in the training thread by wait()
                 self._write_error = e
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from ignite.engine import Engine, Events
 
@@ -36,10 +37,15 @@ from ..tracking.store import mask_secrets, resolve_tracking_uri
 from ..tracking.tags import logged_params
 from ..tracking.ui import where_to_watch
 from .checkpoint import RunHistory
+from .checkpoint_upload import start_checkpoint_uploads
 
 __all__ = ["MLflowTracker", "detach_foreign_mlflow_handlers"]
 
 logger = logging.getLogger(__name__)
+# seconds to wait for the last checkpoint's upload when a run completes (longer than MLflow's own retries of one
+# request, about 4 minutes) and when it stops on an error or Ctrl-C (its files are uploaded once more in any case)
+_FINAL_UPLOAD_S = 600.0
+_STOPPED_UPLOAD_S = 30.0
 
 
 def _ignored(*args: Any, **kwargs: Any) -> None:
@@ -114,6 +120,7 @@ class MLflowTracker:
         self.resume = resume
         self.client: Any = None
         self.run_id: str | None = None  # set once the run is created or reopened: only then is it ours to mark
+        self.uploads: Any = None  # CheckpointUploads: every checkpoint to MLflow as written (shared stores)
         self._resume_id: str | None = None
         self._new_folder = False  # the run folder did not exist before this training
         self._lock: Any = None  # held from the start checks to the end of the training (lock_run_folder)
@@ -156,7 +163,7 @@ class MLflowTracker:
                 engine.add_event_handler(event, handler)
 
     @_store_writes
-    def open(self, engine: Engine | None = None) -> None:
+    def open(self, engine: Engine) -> None:
         """Create the run, or reopen the resumed one (once); its id is recorded only when that succeeded."""
         if self.run_id is not None:
             return
@@ -172,6 +179,8 @@ class MLflowTracker:
         update_run_info(self.output_dir, {"run_id": self.run_id, "run_name": self.run_name,
                                           "experiment_name": self.experiment_name,
                                           "tracking_uri": mask_secrets(self.tracking_uri)})
+        self.uploads = start_checkpoint_uploads(engine, self.client, self.run_id, self.output_dir, self.tracking_uri,
+                                                self.tags.get("run_type"))
         self._announce()
 
     def _announce(self) -> None:
@@ -199,8 +208,12 @@ class MLflowTracker:
         log_metrics(self.client, self.run_id, batch)
         self._logged.update((key, step) for key, _, step in batch)
 
-    def _artifacts(self) -> Iterable[Path]:
-        return sorted(p for p in self.output_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    def _artifacts(self, wait: float) -> Iterable[Path]:
+        """The run folder's files not uploaded yet, after waiting up to ``wait`` seconds for checkpoint uploads."""
+        if self.uploads is not None:
+            self.uploads.close(timeout=wait)
+        return sorted(p for p in self.output_dir.iterdir() if p.is_file() and not p.name.startswith(".")
+                      and not (self.uploads is not None and self.uploads.is_uploaded(p)))
 
     @_store_writes
     def completed(self, engine: Engine) -> None:
@@ -208,7 +221,7 @@ class MLflowTracker:
         stale ``error`` tag of an earlier failure, upload the run folder's files and mark the run FINISHED."""
         if self.client is None:
             return
-        self.open()  # a resumed run whose last epoch was already done trains no epoch
+        self.open(engine)  # a resumed run whose last epoch was already done trains no epoch
         if self.history.best_value is not None:
             best = {f"best_{self.history.key_metric}": float(self.history.best_value),
                     "best_epoch": float(self.history.best_epoch)}
@@ -216,7 +229,7 @@ class MLflowTracker:
             log_metrics(self.client, self.run_id, {k: v for k, v in best.items() if have.get(k) != v})
         if "error" in self.client.get_run(self.run_id).data.tags:
             self.client.delete_tag(self.run_id, "error")
-        end_run(self.client, self.run_id, final_status(), self._artifacts())
+        end_run(self.client, self.run_id, final_status(), self._artifacts(wait=_FINAL_UPLOAD_S))
         unlock_run_folder(self._lock)
         logger.info("MLflow run %s FINISHED (%s)", self.run_name, self.run_id)
 
@@ -240,7 +253,7 @@ class MLflowTracker:
                     self.client.set_tag(self.run_id, "pruned", "true")
                 else:
                     self.client.set_tag(self.run_id, "error", mask_secrets(stringify(error_message(e)))[:4000])
-                end_run(self.client, self.run_id, status, self._artifacts())
+                end_run(self.client, self.run_id, status, self._artifacts(wait=_STOPPED_UPLOAD_S))
             except Exception as log_error:  # noqa: BLE001 - the original error matters more
                 logger.warning("could not mark MLflow run %s %s: %s", self.run_id, status, mask_secrets(str(log_error)))
         unlock_run_folder(self._lock)

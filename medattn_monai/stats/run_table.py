@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ConfigError, DataError
+from ..tracking.reachability import check_tracking_server
 from ..tracking.store import resolve_tracking_uri
 from .variants import variant_of
 
@@ -105,6 +106,7 @@ def _client(tracking_uri: str | None) -> tuple[Any, str]:
         db = Path(uri[len("sqlite:///") :])
         if not db.is_file():
             raise ConfigError(f"no MLflow database at {db} (tracking URI {uri})")
+    check_tracking_server(uri)
     return MlflowClient(tracking_uri=uri), uri
 
 

@@ -9,6 +9,7 @@ own (:mod:`medattn_monai.search.liveness` says which mechanism applies where).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,9 @@ from ..search.liveness import GRACE_S, HEARTBEAT_S, OWNER, Heartbeat, owner_aliv
 __all__ = ["CLAIM_PREFIX", "Claim", "claim_state", "try_claim"]
 
 CLAIM_PREFIX = "claim:"
+# claims seen without an owner, and when first: one still ownerless after the grace period lost its creator between
+# creating it and naming itself (a worker killed right then would otherwise block its run for good)
+_OWNERLESS: dict[tuple[int, int], float] = {}
 
 
 @dataclass
@@ -70,8 +74,9 @@ def claim_state(storage: Any, key: str, grace: float = GRACE_S) -> tuple[str, in
     generation -= 1
     if attrs.get("state") in ("done", "released"):
         return attrs["state"], generation
-    if "owner" not in attrs:
-        return "held", generation  # its creator is writing its name this very moment
+    if "owner" not in attrs:  # its creator is writing its name this very moment, or died just before
+        first = _OWNERLESS.setdefault((id(storage), newest), time.time())
+        return ("held" if time.time() - first < grace else "stale"), generation
     return ("held" if owner_alive(attrs["owner"], attrs.get("heartbeat"), grace) else "stale"), generation
 
 

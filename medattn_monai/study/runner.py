@@ -34,7 +34,7 @@ from ..search.storage import default_storage, open_storage
 from ..stats.compare import compare
 from ..stats.report import terminal_table
 from ..tracking.mlflow_runs import filter_literal, open_client
-from ..tracking.run_folder import LAST_CHECKPOINT, find_run_dir, read_run_info
+from ..tracking.run_folder import BEST_MODEL, LAST_CHECKPOINT, RUN_INFO, fetch_run_folder, read_run_info
 from ..tracking.store import mask_secrets, mlflow_ui_command
 from ..tracking.ui import where_to_watch
 from .claims import try_claim
@@ -46,6 +46,7 @@ __all__ = ["StudyIncomplete", "StudyResult", "study"]
 
 logger = logging.getLogger("medattn")
 _EVAL_SETTINGS = ("progress", "cache", "num_workers", "val_batch_size", "amp", "channels_last")
+_DATA_PATHS = ("dataset_dir", "datalist")  # this worker's copy of the data (a run may come from another machine)
 POLL_S = 15.0
 
 
@@ -104,24 +105,46 @@ class _Runner:
 
     # --- one (cell, seed) ------------------------------------------------------------------------------------
     def _eval_settings(self, plan: CellPlan) -> dict[str, Any]:
-        return {k: plan.base[k] for k in _EVAL_SETTINGS if k in plan.base}
+        return {k: plan.base[k] for k in _EVAL_SETTINGS + _DATA_PATHS if k in plan.base}
+
+    def _take_over(self, plan: CellPlan, seed: int, runs: list[Any]) -> str | None:
+        """Resume the newest interrupted run of (cell, seed) from its last checkpoint, from this machine's run
+        folder or else its MLflow artifacts; returns its folder, or None when none has a checkpoint. Interrupted
+        runs left behind are marked FAILED: this worker holds the claim, so their workers are gone."""
+        client = open_client(plan.tracking_uri)
+        resumed = None
+        for run in (r for r in runs if r.info.status in ("RUNNING", "KILLED")):
+            if resumed is None:
+                try:
+                    folder = fetch_run_folder(run.info.run_id, self.cfg.output_root, plan.tracking_uri)
+                except ConfigError as e:  # no run.json anywhere: killed before its first epoch's upload
+                    logger.info("%s seed %d: run %s cannot be resumed: %s", plan.label, seed, run.info.run_name, e)
+                else:
+                    if (Path(folder) / LAST_CHECKPOINT).is_file():
+                        logger.info("%s seed %d: resuming the interrupted run %s", plan.label, seed,
+                                    run.info.run_name)
+                        data = {k: plan.base[k] for k in _DATA_PATHS if k in plan.base}
+                        resumed = resume_training(folder, self.cfg.gpus_per_run, **data_overrides(
+                            data, f"the study config's data keys for cell {plan.label}"))
+                        continue
+            if run.info.status == "RUNNING":
+                client.set_tag(run.info.run_id, "error", "abandoned by the study: its worker is gone and no checkpoint "
+                                                         "of it can be resumed; its (cell, seed) runs anew")
+                client.set_terminated(run.info.run_id, "FAILED")
+        return resumed
 
     def _advance(self, plan: CellPlan, seed: int) -> tuple[str, str]:
         """Take (cell, seed) one step to done, from whatever state MLflow records; returns (action, run id)."""
         runs = find_runs(plan, seed)
         finished = [r for r in runs if r.info.status == "FINISHED"]
         if finished:
-            run_dir, action = find_run_dir(finished[0].info.run_id, self.cfg.output_root, plan.tracking_uri), "evaluated"
+            run_dir = fetch_run_folder(finished[0].info.run_id, self.cfg.output_root, plan.tracking_uri,
+                                       artifacts=(RUN_INFO, BEST_MODEL))
+            action = "evaluated"
         else:
-            interrupted = [r for r in runs if r.info.status in ("RUNNING", "KILLED")]
-            folders = [Path(self.cfg.output_root, plan.experiment, r.info.run_name) for r in interrupted]
-            folders = [f for f in folders if (f / LAST_CHECKPOINT).is_file()]
-            if folders:
-                logger.info("%s seed %d: resuming the interrupted run %s", plan.label, seed, folders[0].name)
-                run_dir, action = resume_training(str(folders[0]), self.cfg.gpus_per_run), "resumed"
-            else:
-                run_dir = run_training(plan.bundle, plan.overrides(seed), self.cfg.gpus_per_run)
-                action = "trained"
+            run_dir, action = self._take_over(plan, seed, runs), "resumed"
+            if run_dir is None:
+                run_dir, action = run_training(plan.bundle, plan.overrides(seed), self.cfg.gpus_per_run), "trained"
         try:
             evaluate(run_dir, splits=self.cfg.eval_splits, **self._eval_settings(plan))
         finally:

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 
 from ..errors import ConfigError, StorageError
 from .atomic_write import copy_file, storage_error
+from .reachability import check_tracking_server
 from .store import default_artifact_location, mask_secrets, resolve_tracking_uri
 from .ui import add_missing_ui_tags, experiment_ui_tags
 
@@ -40,13 +41,15 @@ def _not_reraised_db_error(record: logging.LogRecord) -> bool:
 
 
 def open_client(tracking_uri: str | None = None):  # noqa: ANN201 - mlflow is imported lazily
-    """An ``MlflowClient`` on the resolved store (see :func:`resolve_tracking_uri`)."""
+    """An ``MlflowClient`` on the resolved store (see :func:`resolve_tracking_uri`); the first time a process opens
+    one on a tracking server, the server must answer within seconds (:mod:`.reachability`)."""
     import mlflow
 
     db_log = logging.getLogger("mlflow.store.db.utils")
     if _not_reraised_db_error not in db_log.filters:
         db_log.addFilter(_not_reraised_db_error)
     uri = resolve_tracking_uri(tracking_uri)
+    check_tracking_server(uri)
     try:
         return mlflow.MlflowClient(tracking_uri=uri)
     except Exception as e:  # noqa: BLE001 - a bad URI surfaces as many exception types

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -33,9 +34,10 @@ from .store import mask_secrets
 
 __all__ = [
     "BEST_MODEL", "FINISHED_AT", "LAST_CHECKPOINT", "RUN_INFO", "RunLocation", "TRAINING_LOCK", "check_classes",
-    "damaged_file", "find_run_dir", "is_finished", "latest_run_dir", "load_checkpoint", "load_network", "locate_run",
-    "lock_run_folder", "mlflow_record", "output_dir_for", "read_run_info", "recorded_best_value", "resolve_run_dir",
-    "resume_checkpoint", "unlock_run_folder", "unreadable_checkpoint", "update_run_info",
+    "damaged_file", "fetch_run_folder", "find_run_dir", "is_finished", "latest_run_dir", "load_checkpoint",
+    "load_network", "locate_run", "lock_run_folder", "mlflow_record", "output_dir_for", "read_run_info",
+    "recorded_best_value", "resolve_run_dir", "resume_checkpoint", "unlock_run_folder", "unreadable_checkpoint",
+    "update_run_info",
 ]
 
 logger = logging.getLogger("medattn")
@@ -264,6 +266,55 @@ def find_run_dir(run: str, output_root: str = "runs", tracking_uri: str | None =
     return str(candidate)
 
 
+def fetch_run_folder(run: str, output_root: str = "runs", tracking_uri: str | None = None,
+                     artifacts: Sequence[str] = (RUN_INFO, BEST_MODEL, LAST_CHECKPOINT)) -> str:
+    """The folder of a run on this machine, made from its MLflow artifacts when it is not here.
+
+    A run folder (a path) or the folder ``<output_root>/<experiment>/<run name>`` of an MLflow run id is used as it
+    is. Otherwise that folder is created from the run's ``artifacts`` (``run.json`` is required): how a worker on
+    another machine takes a run over, a team sharing the tracking server but no file system. The files are
+    downloaded into a hidden folder beside it and moved into place at once, so a kill leaves no half run folder.
+    A folder here without ``checkpoint_last.pt`` (wanted in ``artifacts``) gets the run's uploaded one, if it has
+    one, together with the ``model.pt`` uploaded before it (another machine trained the run further).
+
+    Raises:
+        ConfigError: neither a run folder nor a run id of the store, no ``run.json`` artifact, or the folder exists
+            without ``run.json`` (it is not overwritten).
+    """
+    if Path(run, RUN_INFO).is_file():
+        return str(run)
+    if Path(run).exists():
+        raise ConfigError(f"{run} is not a run folder: {RUN_INFO} not found")
+    from .mlflow_runs import open_client
+
+    client = open_client(tracking_uri)
+    record = mlflow_record(client, run)
+    folder = Path(output_root) / client.get_experiment(record.info.experiment_id).name / record.info.run_name
+    staging = folder.parent / f".{folder.name}.download-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    if (folder / RUN_INFO).is_file():
+        if LAST_CHECKPOINT in artifacts and not (folder / LAST_CHECKPOINT).is_file():
+            _download(client, record.info.run_id, staging, (LAST_CHECKPOINT, BEST_MODEL), required=())
+            for name in (BEST_MODEL, LAST_CHECKPOINT):  # the order they were written in: see handlers/checkpoint.py
+                if (staging / LAST_CHECKPOINT).is_file() and (staging / name).is_file():
+                    os.replace(staging / name, folder / name)
+            shutil.rmtree(staging, ignore_errors=True)
+        return str(folder)
+    if folder.exists() and any(folder.iterdir()):
+        raise ConfigError(f"{folder} exists but is not a run folder ({RUN_INFO} missing): move it away to fetch "
+                          f"run {run} ({record.info.run_name}) there")
+    try:
+        _download(client, record.info.run_id, staging, artifacts)
+        if folder.exists():
+            folder.rmdir()  # empty
+        os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("run %s (%s) has no folder on this machine: %s downloaded from MLflow into %s", record.info.run_name,
+                record.info.run_id, ", ".join(n for n in artifacts if (folder / n).is_file()), folder)
+    return str(folder)
+
+
 @dataclass(frozen=True)
 class RunLocation:
     """Where a run's files are on this machine: its own folder, or a folder its artifacts were downloaded to."""
@@ -278,15 +329,18 @@ class RunLocation:
         return self.info.get("run_id")
 
 
-def _download(client: Any, run_id: str, folder: Path, names: Sequence[str]) -> None:
-    """The artifacts ``names`` of a run into ``folder``; ``run.json`` is required, the others may be missing."""
+def _download(client: Any, run_id: str, folder: Path, names: Sequence[str],
+              required: Sequence[str] = (RUN_INFO,)) -> None:
+    """The artifacts ``names`` of a run (at its artifact root) into ``folder``; those ``required`` must exist, the
+    others may be missing. A store that cannot be read raises (a missing file is not taken for an outage)."""
+    present = {Path(f.path).name for f in client.list_artifacts(run_id) if not f.is_dir}
+    missing = [name for name in required if name not in present]
+    if missing:
+        raise ConfigError(f"run {run_id} has no run folder here and no {', '.join(missing)} artifact")
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:
-        try:
+        if name in present:
             client.download_artifacts(run_id, name, str(folder))
-        except Exception as e:  # noqa: BLE001 - a missing artifact surfaces as several types
-            if name == RUN_INFO:
-                raise ConfigError(f"run {run_id} has no run folder here and no {RUN_INFO} artifact: {e}") from None
 
 
 def locate_run(run: str | Path, output_root: str = "runs", tracking_uri: str | None = None,
