@@ -4,6 +4,7 @@ The subpackages are layers: a package imports only packages below it, and the pa
 each other (``docs/architecture.md`` says what each holds; ``lint-imports`` checks the contract)::
 
     cli
+    cli_help
     study
     search | explain | export
     stats
@@ -11,7 +12,7 @@ each other (``docs/architecture.md`` says what each holds; ``lint-imports`` chec
     handlers
     tracking
     networks | metrics | data
-    errors
+    errors | console
 
 Nothing heavy is imported here so that ``import medattn_monai`` stays cheap.
 """

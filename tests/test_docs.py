@@ -103,7 +103,7 @@ def _diagram(text: str) -> list[set[str]]:
     for line in text.splitlines():
         names = re.split(r"\s{2,}", line.strip())[0]
         parts = [p.strip().removeprefix("medattn_monai").lstrip(".") for p in names.split("|")]
-        if parts and all(re.fullmatch(r"[a-z]+", p) for p in parts) and names.strip().startswith(("medattn_monai", "")):
+        if parts and all(re.fullmatch(r"[a-z_]+", p) for p in parts):
             layers.append(set(parts))
     return layers
 

@@ -14,8 +14,8 @@ from urllib.parse import unquote, urlparse
 
 import mlflow
 import pytest
-from conftest import REPO, fresh_store, train_overrides
 
+from conftest import REPO, fresh_store, train_overrides
 from medattn_monai.cli import main
 from medattn_monai.errors import ConfigError, StorageError
 

@@ -130,7 +130,7 @@ def test_a_run_being_trained_by_another_process_is_refused(trained_run, tmp_path
     run = copy_of(trained_run, tmp_path)
     _fail(run)
     before = state(run)
-    hold = ("import sys, time; from medattn_monai.tracking.run_folder import lock_run_folder; "
+    hold = ("import sys, time; from medattn_monai.tracking.run_lock import lock_run_folder; "
             "lock = lock_run_folder(sys.argv[1]); print('held', flush=True); time.sleep(120)")
     holder = subprocess.Popen([sys.executable, "-c", hold, str(run.run_dir)], stdout=subprocess.PIPE, text=True,
                               env={**os.environ, "PYTHONPATH": str(REPO)})

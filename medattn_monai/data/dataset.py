@@ -23,7 +23,8 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from monai.data import CacheDataset, PersistentDataset

@@ -13,11 +13,12 @@ are the latest step's: the latest evaluation. MLflow offers no way to delete a l
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from ..data.dataset import ImageClassificationDataset
 from ..data.datalist import load_datalist, split_items
+from ..data.dataset import ImageClassificationDataset
 from ..data.loader import make_dataloader
 from ..data.transforms import NIFTI_SUFFIXES
 from ..errors import ConfigError, DataError
@@ -94,7 +95,7 @@ def _log_to_run(info: Mapping[str, Any], writer: PredictionWriter) -> None:
     step = evaluation_step(client, info["run_id"], list(metrics))
     try:
         log_metrics(client, info["run_id"], metrics, step=step)
-    except Exception as e:  # noqa: BLE001 - a store that cannot be written is named; anything else propagates
+    except Exception as e:
         fault = store_fault(info.get("tracking_uri"), e)
         if fault is None:
             raise

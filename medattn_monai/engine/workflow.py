@@ -8,16 +8,23 @@ folder.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..console import apply_engine_logging
 from ..errors import ConfigError
 from ..tracking.mlflow_runs import open_client, resumable_run
 from ..tracking.run_folder import (
-    BEST_MODEL, FINISHED_AT, RUN_INFO, fetch_run_folder, is_finished, lock_run_folder, read_run_info,
-    resume_checkpoint, unlock_run_folder,
+    BEST_MODEL,
+    FINISHED_AT,
+    RUN_INFO,
+    fetch_run_folder,
+    is_finished,
+    read_run_info,
+    resume_checkpoint,
 )
+from ..tracking.run_lock import lock_run_folder, unlock_run_folder
 from ..tracking.store import remember_uri, unmask_uri
 from .bundles import DEFAULT_BUNDLE, apply_overrides, bundle_configs, data_overrides, locate_bundle
 

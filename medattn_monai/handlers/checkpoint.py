@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -23,7 +24,14 @@ from ignite.engine import Engine, Events
 from ..errors import ConfigError, StorageError
 from ..tracking.atomic_write import temporary_path, write_atomically
 from ..tracking.run_folder import (
-    BEST_MODEL, FINISHED_AT, LAST_CHECKPOINT, RUN_INFO, is_finished, load_checkpoint, read_run_info, update_run_info,
+    BEST_MODEL,
+    FINISHED_AT,
+    LAST_CHECKPOINT,
+    RUN_INFO,
+    is_finished,
+    load_checkpoint,
+    read_run_info,
+    update_run_info,
 )
 
 __all__ = ["RunHistory", "RunCheckpointer", "unwrap_model", "usable_cores"]
@@ -280,7 +288,8 @@ class RunCheckpointer:
         return metrics
 
     def epoch_completed(self, engine: Engine) -> None:
-        improved = self.history.record(engine.state.epoch, self.epoch_metrics(engine), select=self.evaluator is not None)
+        improved = self.history.record(engine.state.epoch, self.epoch_metrics(engine),
+                                       select=self.evaluator is not None)
         if not _is_rank0():
             return
         self.output_dir.mkdir(parents=True, exist_ok=True)

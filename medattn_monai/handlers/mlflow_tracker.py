@@ -29,10 +29,21 @@ from ignite.engine import Engine, Events
 
 from ..errors import ConfigError, MedattnError, error_message, find_medattn_error
 from ..tracking.mlflow_runs import (
-    create_run, end_run, final_status, is_pruned, log_metrics, log_params_once, open_client, refuse_taken_name,
-    reopen_run, resumable_run, store_fault, stringify,
+    create_run,
+    end_run,
+    final_status,
+    is_pruned,
+    log_metrics,
+    log_params_once,
+    open_client,
+    refuse_taken_name,
+    reopen_run,
+    resumable_run,
+    store_fault,
+    stringify,
 )
-from ..tracking.run_folder import RUN_INFO, lock_run_folder, read_run_info, unlock_run_folder, update_run_info
+from ..tracking.run_folder import RUN_INFO, read_run_info, update_run_info
+from ..tracking.run_lock import lock_run_folder, unlock_run_folder
 from ..tracking.store import mask_secrets, resolve_tracking_uri
 from ..tracking.tags import logged_params
 from ..tracking.ui import where_to_watch
@@ -76,7 +87,7 @@ def _store_writes(method: Callable[..., Any]) -> Callable[..., Any]:
     """A store that cannot take the method's writes (full disk, read-only) ends in one line naming the store."""
 
     @functools.wraps(method)
-    def wrapper(self: "MLflowTracker", *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: MLflowTracker, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
         except MedattnError:
@@ -157,13 +168,13 @@ class MLflowTracker:
         self.client = client
         # registered now, not in attach(): these run after every other handler of their event (validation,
         # checkpoint writing), so the metrics and files they record are complete
-        for event, handler in ((Events.EPOCH_STARTED, self.open), (Events.EPOCH_COMPLETED, self.epoch_completed),
+        for event, handler in ((Events.EPOCH_STARTED, self.open_run), (Events.EPOCH_COMPLETED, self.epoch_completed),
                                (Events.COMPLETED, self.completed)):
             if not engine.has_event_handler(handler, event):
                 engine.add_event_handler(event, handler)
 
     @_store_writes
-    def open(self, engine: Engine) -> None:
+    def open_run(self, engine: Engine) -> None:
         """Create the run, or reopen the resumed one (once); its id is recorded only when that succeeded."""
         if self.run_id is not None:
             return
@@ -221,7 +232,7 @@ class MLflowTracker:
         stale ``error`` tag of an earlier failure, upload the run folder's files and mark the run FINISHED."""
         if self.client is None:
             return
-        self.open(engine)  # a resumed run whose last epoch was already done trains no epoch
+        self.open_run(engine)  # a resumed run whose last epoch was already done trains no epoch
         if self.history.best_value is not None:
             best = {f"best_{self.history.key_metric}": float(self.history.best_value),
                     "best_epoch": float(self.history.best_epoch)}

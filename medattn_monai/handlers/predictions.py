@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,7 +57,7 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, classes: Seque
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (labels, pred), 1)
     metrics = {f"{prefix}_bacc": balanced_accuracy_from_confusion(confusion), f"{prefix}_auc": macro_auc(probs, labels)}
-    for name, recall in zip(classes, per_class_recall(confusion)):
+    for name, recall in zip(classes, per_class_recall(confusion), strict=True):
         if not np.isnan(recall):
             metrics[f"{prefix}_recall_{name}"] = float(recall)
     return metrics, confusion
@@ -197,7 +198,8 @@ class PredictionWriter:
         # written to a new file and renamed: an earlier upload of this file (a hard link) keeps its content
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["image", *(["label"] if labels is not None else []), "pred", *(f"prob_{c}" for c in self.classes)])
+            label_column = ["label"] if labels is not None else []
+            w.writerow(["image", *label_column, "pred", *(f"prob_{c}" for c in self.classes)])
             for row, i in enumerate(index):
                 item = by_index[int(i)]
                 label = [int(labels[row])] if labels is not None else []
@@ -210,6 +212,6 @@ class PredictionWriter:
             with atomic_path(cpath) as tmp, open(tmp, "w", newline="") as f:
                 w = csv.writer(f)
                 w.writerow(["true \\ pred", *self.classes])
-                for name, row in zip(self.classes, confusion):
+                for name, row in zip(self.classes, confusion, strict=True):
                     w.writerow([name, *row.tolist()])
             self.files.append(cpath)

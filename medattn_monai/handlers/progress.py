@@ -23,7 +23,8 @@ class TrainingProgressBar(ProgressBar):
         super().__init__(**kwargs)
 
     def attach(self, engine: Engine, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        kwargs.setdefault("output_transform", lambda out: {"loss": out["loss"].item()} if isinstance(out, dict) else out)
+        kwargs.setdefault("output_transform",
+                          lambda out: {"loss": out["loss"].item()} if isinstance(out, dict) else out)
         super().attach(engine, *args, **kwargs)
 
 

@@ -17,7 +17,8 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -80,7 +81,7 @@ class Heartbeat:
             except Exception:  # noqa: BLE001 - a missed beat is harmless; the next one retries
                 pass
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self.beat(time.time())
         self._thread.start()
         return self

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..engine.bundles import DEFAULT_BUNDLE, bundle_configs, load_config
 from ..engine.launch import plan_run, run_training
@@ -29,10 +30,16 @@ from ..tracking.mlflow_runs import create_run, end_run, final_status, log_params
 from ..tracking.naming import cell_hash, network_label, unique_run_name
 from ..tracking.run_folder import recorded_best_value
 from ..tracking.store import mask_secrets
-from .liveness import GRACE_S, HEARTBEAT_S, check_liveness_settings, trial_heartbeat, trial_worker_dead
-from .liveness import uses_optuna_heartbeat
+from .liveness import (
+    GRACE_S,
+    HEARTBEAT_S,
+    check_liveness_settings,
+    trial_heartbeat,
+    trial_worker_dead,
+    uses_optuna_heartbeat,
+)
 from .reconcile import TrialRecords, reconcile_trials, tell_outcome
-from .space import SearchSpace, load_space
+from .space import SearchSpace, load_space, parse_enqueue
 from .storage import STORAGE_TIMEOUT_S, default_storage, open_storage
 
 __all__ = ["SearchResult", "search", "search_study_name"]
@@ -208,7 +215,7 @@ def _run_trial(setup: _Setup, study: Any, storage: Any, trial: Any, parent: str,
         except KeyboardInterrupt:
             tell_outcome(study, storage, trial, TrialState.FAIL)
             raise
-        except Exception as e:  # noqa: BLE001 - a trial's failure is the search's data, not its end
+        except Exception as e:
             err = find_medattn_error(e)
             message = mask_secrets(error_message(err or e))
             trial.set_user_attr("error", message[:2000])
@@ -267,18 +274,6 @@ def _result(setup: _Setup, study: Any, parent: str, finished: bool) -> SearchRes
                         dict(best.params) if best else {}, best.number if best else None, parent, counts, finished)
 
 
-def _parse_enqueue(enqueue: Any) -> list[dict[str, Any]]:
-    if enqueue is None:
-        return []
-    if isinstance(enqueue, str):
-        enqueue = json.loads(Path(enqueue).read_text()) if Path(enqueue).is_file() else json.loads(enqueue)
-    if isinstance(enqueue, Mapping):
-        enqueue = [enqueue]
-    if not isinstance(enqueue, list) or not all(isinstance(p, Mapping) for p in enqueue):
-        raise ConfigError("enqueue must be a list of {key: value} mappings (JSON text or a file)")
-    return [dict(p) for p in enqueue]
-
-
 def _work(setup: _Setup, study: Any, storage: Any, parent: str, n_trials: int, max_failures: int,
           gpus_per_run: int, pruner_args: dict[str, Any], records: TrialRecords, liveness: dict[str, int]) -> None:
     """This worker's share of the trials: reconcile the running ones with MLflow, then ask, train, tell, until the
@@ -304,7 +299,7 @@ def _work(setup: _Setup, study: Any, storage: Any, parent: str, n_trials: int, m
             _run_trial(setup, study, storage, trial, parent, gpus_per_run, pruner_args, liveness["heartbeat_interval"])
         except MedattnError:
             raise
-        except Exception as e:  # noqa: BLE001 - crashed trials are retried up to max_failures
+        except Exception as e:
             failures += 1
             logger.warning("trial %d crashed (%d/%d): %s", trial.number, failures, max_failures,
                            mask_secrets(str(e)))
@@ -332,6 +327,8 @@ def search(
     **overrides: Any,
 ) -> SearchResult:
     """Search a bundle's hyper-parameters with Optuna; each trial is a tracked training (a child run).
+
+    Longer than 60 lines because its docstring is the command's help; the body is a short sequence of steps.
 
     Start more workers by running the same command (same bundle, overrides, space and storage) in other
     processes or on other machines; they share the trials until ``n_trials`` are done.
@@ -379,7 +376,7 @@ def search(
     records = TrialRecords(setup.tracking_uri, setup.experiment, setup.study_name, setup.key_metric)
     opened = open_storage(setup.storage, heartbeat_interval, grace_period, records.stale_callback, storage_timeout)
     first = [setup.defaults] if enqueue_defaults and setup.defaults else []
-    study, parent = _study(setup, opened, sampler, pruner, n_trials, settings, first + _parse_enqueue(enqueue))
+    study, parent = _study(setup, opened, sampler, pruner, n_trials, settings, first + parse_enqueue(enqueue))
     status = None
     liveness = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
     try:

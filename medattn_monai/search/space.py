@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..engine.bundles import refuse_code
 from ..errors import ConfigError
 
-__all__ = ["DEFAULT_SPACE_FILE", "SearchSpace", "load_space", "parse_error_text"]
+__all__ = ["DEFAULT_SPACE_FILE", "SearchSpace", "load_space", "parse_enqueue", "parse_error_text"]
 
 DEFAULT_SPACE_FILE = Path(__file__).with_name("default_space.yaml")
 _FIELDS = {"low", "high", "log", "step", "type", "choices", "variants", "backbones"}
@@ -51,7 +52,7 @@ def _read(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid {kind}: {parse_error_text(e)}") from None
 
 
-def load_space(space: str | Path | Mapping[str, Any] | None = None) -> "SearchSpace":
+def load_space(space: str | Path | Mapping[str, Any] | None = None) -> SearchSpace:
     """A :class:`SearchSpace` from a YAML/JSON file, a mapping, or None (the default space)."""
     if space is None:
         space = DEFAULT_SPACE_FILE
@@ -156,3 +157,25 @@ def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     raise TypeError(f"not JSON-serialisable: {value!r}")
+
+
+def parse_enqueue(enqueue: Any) -> list[dict[str, Any]]:
+    """The parameter sets of ``medattn search --enqueue`` (JSON text, a JSON file, a mapping or a list of them),
+    each checked to hold data only: they become bundle overrides, which MONAI's parser would evaluate."""
+    if enqueue is None:
+        return []
+    source = "--enqueue"
+    if isinstance(enqueue, str):
+        is_file = Path(enqueue).is_file()
+        source = enqueue if is_file else source
+        try:
+            enqueue = json.loads(Path(enqueue).read_text(encoding="utf-8") if is_file else enqueue)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ConfigError(f"{source} is not JSON text or a readable JSON file: {e}") from None
+    if isinstance(enqueue, Mapping):
+        enqueue = [enqueue]
+    if not isinstance(enqueue, list) or not all(isinstance(p, Mapping) for p in enqueue):
+        raise ConfigError(f"{source}: enqueue must be a list of {{key: value}} mappings (JSON text or a file)")
+    for i, params in enumerate(enqueue):
+        refuse_code(dict(params), f"[{i}]", source)
+    return [dict(p) for p in enqueue]

@@ -19,8 +19,9 @@ import logging
 import random
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ConfigError
 from ..tracking.store import mask_log_records, mask_secrets

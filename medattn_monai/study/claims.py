@@ -38,7 +38,7 @@ class Claim:
     def _set(self, name: str, value: Any) -> None:
         self.storage.set_study_user_attr(self.study_id, name, value)
 
-    def __enter__(self) -> "Claim":
+    def __enter__(self) -> Claim:
         self._heartbeat = Heartbeat(lambda now: self._set("heartbeat", now), self.interval)
         self._heartbeat.__enter__()
         return self

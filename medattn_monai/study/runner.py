@@ -172,7 +172,7 @@ class _Runner:
                     return {**outcome, "action": action, "run_id": run_id, "errors": errors}
                 except KeyboardInterrupt:
                     raise
-                except Exception as e:  # noqa: BLE001 - a failed run is retried, then reported
+                except Exception as e:
                     if isinstance(find_medattn_error(e), StorageError):  # a full disk fails every run: stop here
                         raise
                     err = find_medattn_error(e) or e
@@ -310,7 +310,8 @@ def study(config: str | None = None, demo: bool = False, out: str | None = None,
 
     out_dir = Path(cfg.out)
     runs = collect_runs(plans)
-    summary = summarize(runs) if len(runs) else pd.DataFrame(columns=["experiment", "cell", "metric", "n", "mean", "std"])
+    empty = pd.DataFrame(columns=["experiment", "cell", "metric", "n", "mean", "std"])
+    summary = summarize(runs) if len(runs) else empty
     files = write_summary(runs, summary, out_dir, cfg, runner.outcomes)
     wide = wide_summary(summary, terminal=True)
     print("\n" + (terminal_table(wide) if not wide.empty else "no finished runs") + "\n")

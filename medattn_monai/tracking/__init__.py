@@ -4,7 +4,14 @@ module that knows a trained run's files (:mod:`.run_folder`)."""
 from __future__ import annotations
 
 from .naming import (
-    RUN_TYPES, TAG_KEYS, cell_hash, git_commit, make_run_name, network_label, run_prefix, unique_run_name,
+    RUN_TYPES,
+    TAG_KEYS,
+    cell_hash,
+    git_commit,
+    make_run_name,
+    network_label,
+    run_prefix,
+    unique_run_name,
 )
 from .run_folder import BEST_MODEL, LAST_CHECKPOINT, RUN_INFO, RunLocation, load_network, locate_run, read_run_info
 from .store import default_artifact_location, mlflow_ui_command, resolve_tracking_uri

@@ -11,8 +11,9 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any
 
 from ..errors import ConfigError, StorageError
 from .atomic_write import copy_file, storage_error
@@ -29,7 +30,7 @@ _BATCH = 1000
 # what a store that cannot take a write says (sqlite through SQLAlchemy, a file store, a server relaying either)
 _STORE_FAULTS = ("disk is full", "no space left", "readonly database", "read-only file system",
                  "unable to open database file", "permission denied", "disk i/o error")
-MetricValues = Union[Mapping[str, float], Sequence[tuple[str, float, int]]]
+MetricValues = Mapping[str, float] | Sequence[tuple[str, float, int]]
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def _not_reraised_db_error(record: logging.LogRecord) -> bool:
     return not str(record.msg).startswith("SQLAlchemy database error")
 
 
-def open_client(tracking_uri: str | None = None):  # noqa: ANN201 - mlflow is imported lazily
+def open_client(tracking_uri: str | None = None):
     """An ``MlflowClient`` on the resolved store (see :func:`resolve_tracking_uri`); the first time a process opens
     one on a tracking server, the server must answer within seconds (:mod:`.reachability`)."""
     import mlflow

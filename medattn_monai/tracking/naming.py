@@ -7,8 +7,9 @@ import json
 import secrets
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["RUN_TYPES", "TAG_KEYS", "check_run_name", "make_run_name", "network_label", "run_name_for", "run_prefix",
            "unique_run_name", "cell_hash", "git_commit"]

@@ -24,19 +24,20 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..errors import ConfigError
 from .atomic_write import storage_error, write_atomically
 from .store import mask_secrets
 
 __all__ = [
-    "BEST_MODEL", "FINISHED_AT", "LAST_CHECKPOINT", "RUN_INFO", "RunLocation", "TRAINING_LOCK", "check_classes",
+    "BEST_MODEL", "FINISHED_AT", "LAST_CHECKPOINT", "RUN_INFO", "RunLocation", "check_classes",
     "damaged_file", "fetch_run_folder", "find_run_dir", "is_finished", "latest_run_dir", "load_checkpoint",
-    "load_network", "locate_run", "lock_run_folder", "mlflow_record", "output_dir_for", "read_run_info",
-    "recorded_best_value", "resolve_run_dir", "resume_checkpoint", "unlock_run_folder", "unreadable_checkpoint",
+    "load_network", "locate_run", "mlflow_record", "output_dir_for", "read_run_info",
+    "recorded_best_value", "resolve_run_dir", "resume_checkpoint", "unreadable_checkpoint",
     "update_run_info",
 ]
 
@@ -46,7 +47,6 @@ RUN_INFO = "run.json"
 BEST_MODEL = "model.pt"
 LAST_CHECKPOINT = "checkpoint_last.pt"
 FINISHED_AT = "finished_at"  # run.json: when the training completed its last epoch (None while it runs)
-TRAINING_LOCK = ".training.lock"  # held by the process training into the folder (hidden: never an artifact)
 
 
 def read_run_info(run_dir: str | Path) -> dict[str, Any]:
@@ -75,51 +75,6 @@ def update_run_info(run_dir: str | Path, fields: Mapping[str, Any]) -> dict[str,
         raise storage_error(path, e) from None
     write_atomically(path, lambda f: f.write(text))
     return info
-
-
-def lock_run_folder(run_dir: str | Path) -> Any:
-    """Hold the run folder for this training (an exclusive ``flock`` on its :data:`TRAINING_LOCK`), so that a second
-    process never trains into it at the same time (two ``medattn resume`` of one run would log every epoch twice
-    and overwrite each other's checkpoints). The system releases it when the process dies, even by SIGKILL.
-
-    Returns the open lock file, for :func:`unlock_run_folder`. Raises ``ConfigError`` naming the holder.
-    """
-    import fcntl
-    import socket
-
-    path = Path(run_dir) / TRAINING_LOCK
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            lock = open(path, "a+")
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                lock.seek(0)
-                holder = lock.read().strip() or "another process"
-                lock.close()
-                raise ConfigError(f"{run_dir} is being trained by {holder}: wait for it to end (or stop it), then try "
-                                  "again") from None
-            if path.exists() and os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino:
-                break
-            lock.close()  # its holder removed it while we waited for it: lock the file that is there now
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"pid {os.getpid()} on {socket.gethostname()}")
-        lock.flush()
-    except OSError as e:  # the folder cannot be written: named, not its hidden lock file
-        raise storage_error(run_dir, e) from None
-    return lock
-
-
-def unlock_run_folder(lock: Any) -> None:
-    """Release :func:`lock_run_folder`'s lock and remove its file (the folder is left as the training made it)."""
-    if lock is None or lock.closed:
-        return
-    try:
-        Path(lock.name).unlink(missing_ok=True)
-    finally:
-        lock.close()  # closing the file releases the flock
 
 
 def output_dir_for(resume_from: str | None, output_root: str, experiment: str, run_name: str) -> str:
@@ -390,7 +345,9 @@ def load_network(location: RunLocation, device: Any = "cpu") -> Any:
     path = location.run_dir / BEST_MODEL
     label = f"{location.info.get('run_name', location.run_dir.name)} ({location.run_dir})"
     if not path.is_file():
-        where = f"in {location.run_dir}" + (" (downloaded) nor among its MLflow artifacts" if location.downloaded else "")
+        where = f"in {location.run_dir}"
+        if location.downloaded:
+            where += " (downloaded) nor among its MLflow artifacts"
         raise ConfigError(f"run {label} has no checkpoint: {BEST_MODEL} is not {where}; was the training stopped "
                           "before its first validation?")
     args = location.info.get("network_args")

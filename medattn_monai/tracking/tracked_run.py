@@ -7,12 +7,13 @@ ends it KILLED, a normal exit FINISHED.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator, Mapping, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from .naming import RUN_TYPES, git_commit
 from ..errors import MedattnError
 from .mlflow_runs import final_status, get_or_create_experiment, open_client, store_fault
+from .naming import RUN_TYPES, git_commit
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -23,7 +24,7 @@ __all__ = ["TrackedRun", "tracked_run"]
 class TrackedRun(NamedTuple):
     """The client bound to the store and the id of the open run."""
 
-    client: "MlflowClient"
+    client: MlflowClient
     run_id: str
 
 
