@@ -115,16 +115,20 @@ def main(argv: list[str] | None = None) -> int:
 
     import fire
 
-    from .console import set_verbose
+    from .console import is_verbose, set_verbose
     from .errors import error_message, find_medattn_error
     from .tracking.store import mask_log_records, mask_secrets
 
     mask_log_records()
 
     args = argv[1:]
-    if "--verbose" in args:
+    if "--verbose" in args:  # for this command only (and the processes it starts), also when main is called in-process
+        was_verbose = is_verbose()
         set_verbose(True)
-        args = [a for a in args if a != "--verbose"]
+        try:
+            return main([name, *(a for a in args if a != "--verbose")])
+        finally:
+            set_verbose(was_verbose)
     if "--help" in args or "-h" in args:
         from .cli_help import help_component
 

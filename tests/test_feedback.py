@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from conftest import train_overrides
@@ -39,6 +40,7 @@ def test_verbose_shows_the_engine_lines_and_an_untracked_run_names_its_folder(de
     assert code == 0, lines
     assert any("Engine run resuming" in line for line in lines) and any("Epoch[1] Complete" in line for line in lines)
     assert any(line.endswith(f"run folder {lines[-1]}") for line in lines), lines
+    assert VERBOSE_ENV not in os.environ, "--verbose lasts for its command only (later commands are quiet again)"
 
 
 def test_a_vit_at_a_small_image_size_says_why_it_is_slow():
