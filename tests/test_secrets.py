@@ -98,7 +98,7 @@ def test_a_known_password_appears_nowhere(demo_data, tmp_path, team_servers, mon
     assert main(["evaluate", run_dir, "--tracking_uri", tracking]) == 0
     monkeypatch.setattr(store, "_REAL", {})  # as in a new process: only the command line may hold the password
     assert main(["resume", run_dir]) == 2, "run.json's store has no password: resume says what to pass"
-    assert main(["search", *args, "--n_trials", "2", "--storage", storage, "--experiment_name", "secrets-search",
+    assert main(["search", *args, "--n_trials", "1", "--storage", storage, "--experiment_name", "secrets-search",
                  "--heartbeat_interval", "1", "--grace_period", "5"]) == 0
     study_config = _study_config(demo_data, tmp_path, storage, tracking, search={"n_trials": 1})
     assert main(["study", "--config", str(study_config)]) == 0

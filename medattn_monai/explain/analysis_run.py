@@ -21,6 +21,7 @@ from typing import Any
 
 from ..tracking import TAG_KEYS, mlflow_runs, tracked_run, unique_run_name
 from ..tracking.mlflow_runs import open_client
+from ..tracking.naming import run_prefix
 from ..tracking.store import resolve_tracking_uri
 from ..tracking.tracked_run import TrackedRun
 from .trained_run import TrainedRun
@@ -39,9 +40,11 @@ def metric_key(*parts: str) -> str:
 
 
 def explain_run_name(trained: TrainedRun, analysis: str) -> str:
-    """``<backbone>-<attention>-s<seed>-<analysis>-<YYYYmmdd-HHMMSS>-<4 hex>`` (unique, like every run name)."""
+    """``<network label>-s<seed>-<analysis>-<YYYYmmdd-HHMMSS>-<4 hex>``, the explained run's label as in its own
+    name (``resnet18-ga-s0``, ``resnet18-matched-ga-s0``, ``vit-resnet18-s0``), unique like every run name."""
     params = trained.info.get("params", {})
-    prefix = f"{params.get('backbone', 'model')}-{params.get('attention', 'none')}-s{params.get('seed', 0)}"
+    prefix = run_prefix(str(params.get("backbone", "model")), str(params.get("attention", "none")),
+                        params.get("seed", 0), params.get("baseline"), params.get("matched_to"), params.get("family"))
     return unique_run_name(f"{prefix}-{analysis.replace('_', '-')}")
 
 

@@ -26,7 +26,8 @@ _SEARCH_DEFAULTS = {
 }
 _COMPARE_DEFAULTS = {"enabled": True, "metric": "test_bacc", "alternative": "two-sided", "alpha": 0.05,
                      "ci_method": "welch", "n_boot": 10_000, "split_cells": False}
-_EXPLAIN_DEFAULTS = {"enabled": True, "split": "test", "n_images": None, "n_figures": 16, "mask_field": None}
+_EXPLAIN_DEFAULTS = {"enabled": True, "split": "test", "n_images": None, "n_figures": 16, "mask_field": None,
+                     "gradcam_layer": "auto", "attention_layer": "auto"}
 
 
 def _merge(name: str, given: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,8 +73,9 @@ class StudyConfig:
         retries: a failed run is retried this many times (then reported).
         eval_splits: splits every run is evaluated on (default: the bundle's ``eval_splits``).
         compare: ``enabled``, ``metric``, ``alternative``, ``alpha``, ``n_boot`` of the final ``medattn compare``.
-        explain: ``enabled``, ``split``, ``n_images``, ``n_figures``, ``mask_field`` of ``medattn explain``, run at
-            the end on the first seed's run of every cell (once per run: a rerun does not explain it again).
+        explain: ``enabled``, ``split``, ``n_images``, ``n_figures``, ``mask_field``, ``gradcam_layer``,
+            ``attention_layer`` of ``medattn explain``, run at the end on the first seed's run of every cell (once
+            per run: a rerun does not explain it again).
     """
 
     datasets: list[dict[str, Any]]
