@@ -4,7 +4,7 @@ The subpackages are layers: a package imports only packages below it, and the pa
 each other (``docs/architecture.md`` says what each holds; ``lint-imports`` checks the contract)::
 
     cli
-    cli_help
+    cli_help | models_command
     study
     search | explain | export
     stats

@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[Any, str]] = {
     "train": ("medattn_monai.engine.workflow:train", "train a bundle (same as python -m monai.bundle run training)"),
     "resume": ("medattn_monai.engine.workflow:resume", "continue an interrupted training run into the same MLflow run"),
     "evaluate": ("medattn_monai.engine.workflow:evaluate", "evaluate a trained run on its test splits"),
-    "models": ("medattn_monai.networks.summary:print_model_table", "parameters and overhead of every network"),
+    "models": ("medattn_monai.models_command:print_models", "parameters and overhead of every network"),
     "compare": ("medattn_monai.stats.compare:compare", "statistics over seeds: does a variant beat its baselines?"),
     "explain": ("medattn_monai.explain.maps_command:explain",
                 "Grad-CAM and attention maps of a trained run, mask shares and their agreement"),

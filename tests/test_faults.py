@@ -232,7 +232,7 @@ def test_ctrl_c_is_one_line(monkeypatch, capsys):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(summary, "print_model_table", interrupted)
-    assert main(["models"]) == 130
+    assert main(["models", "--image_size", "64"]) == 130  # other than the stored default table: computed
     err = capsys.readouterr().err
     assert err.strip() == "medattn: interrupted: medattn models stopped"
 
