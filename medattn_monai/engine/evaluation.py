@@ -95,7 +95,7 @@ def _log_to_run(info: Mapping[str, Any], writer: PredictionWriter) -> None:
     step = evaluation_step(client, info["run_id"], list(metrics))
     try:
         log_metrics(client, info["run_id"], metrics, step=step)
-    except Exception as e:
+    except Exception as e:  # a store that cannot be written is named; anything else propagates
         fault = store_fault(info.get("tracking_uri"), e)
         if fault is None:
             raise

@@ -215,7 +215,7 @@ def _run_trial(setup: _Setup, study: Any, storage: Any, trial: Any, parent: str,
         except KeyboardInterrupt:
             tell_outcome(study, storage, trial, TrialState.FAIL)
             raise
-        except Exception as e:
+        except Exception as e:  # a trial's failure is the search's data, not its end
             err = find_medattn_error(e)
             message = mask_secrets(error_message(err or e))
             trial.set_user_attr("error", message[:2000])
@@ -299,7 +299,7 @@ def _work(setup: _Setup, study: Any, storage: Any, parent: str, n_trials: int, m
             _run_trial(setup, study, storage, trial, parent, gpus_per_run, pruner_args, liveness["heartbeat_interval"])
         except MedattnError:
             raise
-        except Exception as e:
+        except Exception as e:  # crashed trials are retried up to max_failures
             failures += 1
             logger.warning("trial %d crashed (%d/%d): %s", trial.number, failures, max_failures,
                            mask_secrets(str(e)))

@@ -172,7 +172,7 @@ class _Runner:
                     return {**outcome, "action": action, "run_id": run_id, "errors": errors}
                 except KeyboardInterrupt:
                     raise
-                except Exception as e:
+                except Exception as e:  # a failed run is retried, then reported
                     if isinstance(find_medattn_error(e), StorageError):  # a full disk fails every run: stop here
                         raise
                     err = find_medattn_error(e) or e
