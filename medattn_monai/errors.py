@@ -11,7 +11,7 @@ import os
 import sys
 
 __all__ = ["MedattnError", "DataError", "ConfigError", "StorageError", "install_excepthook", "find_cause",
-           "find_medattn_error", "error_message", "file_system_error"]
+           "find_medattn_error", "error_message", "exception_chain", "file_system_error"]
 
 
 class MedattnError(Exception):
@@ -37,16 +37,20 @@ class StorageError(MedattnError):
     exit_code = 1
 
 
+def exception_chain(exc: BaseException | None) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling (``__cause__``, else ``__context__``), in
+    that order, each once."""
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in chain):
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
 def find_cause(exc: BaseException | None, kind: type | tuple[type, ...]) -> BaseException | None:
     """Return the first exception of type ``kind`` in ``exc``'s cause/context chain (Ignite and MONAI wrap errors,
     e.g. MONAI's ``RuntimeError("Failed to evaluate …")`` around whatever a bundle's ``run`` expression raised)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, kind):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
+    return next((e for e in exception_chain(exc) if isinstance(e, kind)), None)
 
 
 def find_medattn_error(exc: BaseException | None) -> MedattnError | None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, StorageError
+from ..errors import ConfigError, StorageError, exception_chain
 from .atomic_write import copy_file, storage_error
 from .reachability import check_tracking_server
 from .store import default_artifact_location, mask_secrets, resolve_tracking_uri
@@ -61,11 +61,7 @@ def store_fault(tracking_uri: str | None, error: BaseException) -> StorageError 
     """A one-line error naming the store ``tracking_uri`` (its password masked; None: not known, not named) when
     ``error`` is MLflow's or its database's (or wraps one) and says the store cannot be written (full disk,
     read-only file or folder); None otherwise."""
-    chain: list[BaseException] = []
-    current: BaseException | None = error
-    while current is not None and all(current is not seen for seen in chain):
-        chain.append(current)
-        current = current.__cause__ or current.__context__
+    chain = exception_chain(error)
     if not any(type(e).__module__.split(".")[0] in ("mlflow", "sqlalchemy", "sqlite3") for e in chain):
         return None
     for e in chain:
