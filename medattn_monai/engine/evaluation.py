@@ -88,18 +88,13 @@ def evaluation_step(client: Any, run_id: str, keys: Sequence[str]) -> int:
 
 
 def _log_to_run(info: Mapping[str, Any], writer: PredictionWriter) -> None:
-    from ..tracking.mlflow_runs import log_artifact, log_metrics, open_client, store_fault
+    from ..tracking.mlflow_runs import log_artifact, log_metrics, named_store_faults, open_client
 
     client = open_client(info.get("tracking_uri"))
     metrics = {k: v for split in writer.results.values() for k, v in split.items()}
     step = evaluation_step(client, info["run_id"], list(metrics))
-    try:
+    with named_store_faults(info.get("tracking_uri"), hint=f"the predictions are in {writer.output_dir}"):
         log_metrics(client, info["run_id"], metrics, step=step)
-    except Exception as e:  # a store that cannot be written is named; anything else propagates
-        fault = store_fault(info.get("tracking_uri"), e)
-        if fault is None:
-            raise
-        raise type(fault)(f"{fault}; the predictions are in {writer.output_dir}") from None
     logger.info("evaluation %d of run %s logged into its MLflow run %s", step, info.get("run_name"), info["run_id"])
     for path in writer.files:
         log_artifact(client, info["run_id"], path, artifact_path="eval")

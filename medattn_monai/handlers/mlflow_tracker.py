@@ -27,7 +27,7 @@ from typing import Any
 
 from ignite.engine import Engine, Events
 
-from ..errors import ConfigError, MedattnError, error_message, find_medattn_error
+from ..errors import ConfigError, error_message, find_medattn_error
 from ..tracking.mlflow_runs import (
     create_run,
     end_run,
@@ -35,11 +35,11 @@ from ..tracking.mlflow_runs import (
     is_pruned,
     log_metrics,
     log_params_once,
+    named_store_faults,
     open_client,
     refuse_taken_name,
     reopen_run,
     resumable_run,
-    store_fault,
     stringify,
 )
 from ..tracking.run_folder import RUN_INFO, read_run_info, update_run_info
@@ -88,15 +88,8 @@ def _store_writes(method: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(method)
     def wrapper(self: MLflowTracker, *args: Any, **kwargs: Any) -> Any:
-        try:
+        with named_store_faults(self.tracking_uri):
             return method(self, *args, **kwargs)
-        except MedattnError:
-            raise
-        except Exception as e:
-            fault = store_fault(self.tracking_uri, e)
-            if fault is None:
-                raise
-            raise fault from None
 
     return wrapper
 
@@ -145,7 +138,7 @@ class MLflowTracker:
     @_store_writes
     def started(self, engine: Engine) -> None:
         """Check, without writing anything, that the run can be recorded: a new name is free, a resumed run exists
-        and is not FINISHED. The run is created or reopened only when training begins (:meth:`open`), after every
+        and is not FINISHED. The run is created or reopened only when training begins (:meth:`open_run`), after every
         start-up check of the other handlers (hyper-parameters of a resume, its checkpoint): a refusal changes no
         run's status, tags or end time."""
         for e in (engine, *self.evaluators):

@@ -11,11 +11,12 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, StorageError, exception_chain
+from ..errors import ConfigError, MedattnError, StorageError, exception_chain
 from .atomic_write import copy_file, storage_error
 from .reachability import check_tracking_server
 from .store import default_artifact_location, mask_secrets, resolve_tracking_uri
@@ -23,7 +24,7 @@ from .ui import add_missing_ui_tags, experiment_ui_tags
 
 __all__ = ["open_client", "get_or_create_experiment", "filter_literal", "refuse_taken_name", "create_run",
            "resumable_run", "reopen_run", "log_params_once", "log_artifact", "log_metrics", "end_run", "final_status",
-           "is_pruned", "store_fault", "stringify"]
+           "is_pruned", "named_store_faults", "store_fault", "stringify"]
 
 # MLflow's limit of metrics per log_batch request
 _BATCH = 1000
@@ -72,6 +73,21 @@ def store_fault(tracking_uri: str | None, error: BaseException) -> StorageError 
             store = f"the MLflow store {tracking_uri}" if tracking_uri else "the MLflow store"
             return StorageError(mask_secrets(f"cannot write to {store}: {' '.join(line.split())[:300]}"))
     return None
+
+
+@contextmanager
+def named_store_faults(tracking_uri: str | None, hint: str = "") -> Iterator[None]:
+    """Within the block, a store that cannot be written ends in one line naming it (:func:`store_fault`, with
+    ``hint`` appended); project errors and anything else pass unchanged."""
+    try:
+        yield
+    except MedattnError:
+        raise
+    except Exception as e:
+        fault = store_fault(tracking_uri, e)
+        if fault is None:
+            raise
+        raise type(fault)(f"{fault}; {hint}" if hint else str(fault)) from None
 
 
 def get_or_create_experiment(client: Any, name: str) -> str:

@@ -11,8 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..errors import MedattnError
-from .mlflow_runs import final_status, get_or_create_experiment, open_client, store_fault
+from .mlflow_runs import final_status, get_or_create_experiment, named_store_faults, open_client
 from .naming import RUN_TYPES, git_commit
 
 if TYPE_CHECKING:
@@ -49,12 +48,12 @@ def tracked_run(
     if tags.get("run_type") not in RUN_TYPES:
         raise ValueError(f"tags['run_type'] must be one of {RUN_TYPES}, got {tags.get('run_type')!r}")
     client = open_client(tracking_uri)
-    with _named_store_faults(client.tracking_uri):
+    with named_store_faults(client.tracking_uri):
         experiment_id = get_or_create_experiment(client, experiment)
         all_tags = {"git_commit": git_commit(), **{k: str(v) for k, v in tags.items()}}
         run_id = client.create_run(experiment_id, run_name=run_name, tags=all_tags).info.run_id
     try:
-        with _named_store_faults(client.tracking_uri):
+        with named_store_faults(client.tracking_uri):
             for key, value in (params or {}).items():
                 client.log_param(run_id, key, value)
             yield TrackedRun(client, run_id)
@@ -64,19 +63,5 @@ def tracked_run(
         except Exception:  # noqa: BLE001 - the store failed already: its error is the one to report
             pass
         raise
-    with _named_store_faults(client.tracking_uri):
+    with named_store_faults(client.tracking_uri):
         client.set_terminated(run_id, final_status())
-
-
-@contextmanager
-def _named_store_faults(tracking_uri: str) -> Iterator[None]:
-    """A store that cannot be written ends in one line naming it (:func:`store_fault`)."""
-    try:
-        yield
-    except MedattnError:
-        raise
-    except Exception as e:
-        fault = store_fault(tracking_uri, e)
-        if fault is None:
-            raise
-        raise fault from None
