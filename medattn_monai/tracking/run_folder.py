@@ -35,7 +35,7 @@ from .store import mask_secrets
 
 __all__ = [
     "BEST_MODEL", "FINISHED_AT", "LAST_CHECKPOINT", "RUN_INFO", "RunLocation", "check_classes",
-    "damaged_file", "fetch_run_folder", "find_run_dir", "is_finished", "latest_run_dir", "load_checkpoint",
+    "damaged_file", "fetch_run_folder", "is_finished", "latest_run_dir", "load_checkpoint",
     "load_network", "locate_run", "mlflow_record", "output_dir_for", "read_run_info",
     "recorded_best_value", "resolve_run_dir", "resume_checkpoint", "unreadable_checkpoint",
     "update_run_info",
@@ -205,20 +205,9 @@ def mlflow_record(client: Any, run_id: str) -> Any:
                           f"{mask_secrets(client.tracking_uri)}") from None
 
 
-def find_run_dir(run: str, output_root: str = "runs", tracking_uri: str | None = None) -> str:
-    """A run folder on this machine from its path, or from its MLflow run id (looked up in the store, then under
-    ``output_root``)."""
-    if Path(run, RUN_INFO).is_file():
-        return str(run)
-    from .mlflow_runs import open_client
-
-    client = open_client(tracking_uri)
-    info = mlflow_record(client, run).info
-    experiment = client.get_experiment(info.experiment_id).name
-    candidate = Path(output_root) / experiment / info.run_name
-    if not Path(candidate, RUN_INFO).is_file():
-        raise ConfigError(f"run {run} ({info.run_name}) has no run folder at {candidate}: pass the folder instead")
-    return str(candidate)
+def _folder_of(client: Any, record: Any, output_root: str | Path) -> Path:
+    """Where the run of MLflow ``record`` has its folder on this machine: ``<output_root>/<experiment>/<run name>``."""
+    return Path(output_root) / client.get_experiment(record.info.experiment_id).name / record.info.run_name
 
 
 def fetch_run_folder(run: str, output_root: str = "runs", tracking_uri: str | None = None,
@@ -244,7 +233,7 @@ def fetch_run_folder(run: str, output_root: str = "runs", tracking_uri: str | No
 
     client = open_client(tracking_uri)
     record = mlflow_record(client, run)
-    folder = Path(output_root) / client.get_experiment(record.info.experiment_id).name / record.info.run_name
+    folder = _folder_of(client, record, output_root)
     staging = folder.parent / f".{folder.name}.download-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     if (folder / RUN_INFO).is_file():
@@ -314,21 +303,23 @@ def locate_run(run: str | Path, output_root: str = "runs", tracking_uri: str | N
         ConfigError: neither a run folder nor a run id of the store, or the run has no ``run.json`` artifact.
     """
     run = str(run)
-    try:
-        run_dir = Path(find_run_dir(run, output_root, tracking_uri))
-    except ConfigError:
-        if Path(run).exists():  # a path that is not a run folder: the lookup's message says so
-            raise
-        from .mlflow_runs import open_client
+    if Path(run, RUN_INFO).is_file():
+        return RunLocation(Path(run), read_run_info(run))
+    from .mlflow_runs import open_client
 
-        client = open_client(tracking_uri)
-        record = mlflow_record(client, run)
-        folder = Path(download_dir) if download_dir else Path(tempfile.mkdtemp(prefix=f"medattn-run-{run[:8]}-"))
-        _download(client, record.info.run_id, folder, artifacts)
-        logger.info("run %s has no folder under %s: its artifacts %s were downloaded to %s", run, output_root,
-                    ", ".join(artifacts), folder)
-        return RunLocation(folder, read_run_info(folder), downloaded=True)
-    return RunLocation(run_dir, read_run_info(run_dir))
+    client = open_client(tracking_uri)
+    record = mlflow_record(client, run)  # a path that is not a run folder: its message says so
+    run_dir = _folder_of(client, record, output_root)
+    if Path(run_dir, RUN_INFO).is_file():
+        return RunLocation(run_dir, read_run_info(run_dir))
+    if Path(run).exists():
+        raise ConfigError(f"run {run} ({record.info.run_name}) has no run folder at {run_dir}: pass the folder "
+                          "instead")
+    folder = Path(download_dir) if download_dir else Path(tempfile.mkdtemp(prefix=f"medattn-run-{run[:8]}-"))
+    _download(client, record.info.run_id, folder, artifacts)
+    logger.info("run %s has no folder under %s: its artifacts %s were downloaded to %s", run, output_root,
+                ", ".join(artifacts), folder)
+    return RunLocation(folder, read_run_info(folder), downloaded=True)
 
 
 def load_network(location: RunLocation, device: Any = "cpu") -> Any:
