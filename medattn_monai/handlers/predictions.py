@@ -67,20 +67,22 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def _gather(array: np.ndarray) -> np.ndarray:
+def _every_rank(obj: Any) -> list[Any]:
+    """``obj`` of every process, in rank order (this process's alone outside DDP)."""
     if not _distributed():
-        return array
+        return [obj]
     parts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, array)
-    return np.concatenate(parts)
+    dist.all_gather_object(parts, obj)
+    return parts
+
+
+def _gather(array: np.ndarray) -> np.ndarray:
+    parts = _every_rank(array)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _gather_list(items: list) -> list:
-    if not _distributed():
-        return items
-    parts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, items)
-    return [item for part in parts for item in part]
+    return [item for part in _every_rank(items) for item in part]
 
 
 class EvaluatorOutputs:
