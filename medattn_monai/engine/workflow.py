@@ -28,13 +28,13 @@ from ..tracking.run_lock import lock_run_folder, unlock_run_folder
 from ..tracking.store import remember_uri, unmask_uri
 from .bundles import DEFAULT_BUNDLE, apply_overrides, bundle_configs, data_overrides, locate_bundle
 
-__all__ = ["run_workflow", "train", "resume", "evaluate", "recorded_bundle"]
+__all__ = ["DATA_PATHS", "run_workflow", "train", "resume", "evaluate", "recorded_bundle"]
 
 # run settings that may differ on resume (they do not change results)
 _RESUMABLE_SETTINGS = ("cache", "num_workers", "amp", "channels_last", "compile", "retain_host_memory",
                        "val_batch_size", "feature_usage")
 # where the data is on the machine that resumes (another machine may keep it elsewhere; the split must be the same)
-_DATA_PATHS = ("dataset_dir", "datalist")
+DATA_PATHS = ("dataset_dir", "datalist")
 
 
 def run_workflow(config_files: Sequence[str], workflow_type: str = "train", tracking: str | None = None,
@@ -98,9 +98,9 @@ def resume(run_id: str, output_root: str = "runs", tracking_uri: str | None = No
             machine (``dataset_dir``, ``datalist``: the datalist must split the data as the run's did);
             hyper-parameters cannot change.
     """
-    bad = [k for k in settings if k not in _RESUMABLE_SETTINGS + _DATA_PATHS]
+    bad = [k for k in settings if k not in _RESUMABLE_SETTINGS + DATA_PATHS]
     if bad:
-        raise ConfigError(f"resume can change only {_RESUMABLE_SETTINGS + _DATA_PATHS}, not {bad}")
+        raise ConfigError(f"resume can change only {_RESUMABLE_SETTINGS + DATA_PATHS}, not {bad}")
     remember_uri(tracking_uri)  # the store of run.json's record, whose password is masked there
     run_dir = fetch_run_folder(run_id, output_root, tracking_uri)
     info = read_run_info(run_dir)
@@ -109,7 +109,7 @@ def resume(run_id: str, output_root: str = "runs", tracking_uri: str | None = No
     if missing or not isinstance(info["params"], dict):
         raise ConfigError(f"{source} is not a complete run record (it lacks {missing or ['params as a mapping']}): "
                           "the run cannot be resumed from it")
-    data = {k: settings.pop(k, info[k]) for k in _DATA_PATHS}
+    data = {k: settings.pop(k, info[k]) for k in DATA_PATHS}
     _check_same_split(data["datalist"], info, source)
     recorded = {k: v for k, v in info.get("settings", {}).items() if k in _RESUMABLE_SETTINGS}
     # run.json is data (a run folder may come from anyone): nothing in it may become a MONAI expression

@@ -26,7 +26,7 @@ import pandas as pd
 from ..console import quiet_runs
 from ..engine.bundles import data_overrides
 from ..engine.launch import release_memory, resume_training, run_training
-from ..engine.workflow import evaluate
+from ..engine.workflow import DATA_PATHS, evaluate
 from ..errors import ConfigError, MedattnError, StorageError, error_message, find_medattn_error
 from ..explain.maps_command import explain
 from ..search.search import SearchResult, search
@@ -46,7 +46,6 @@ __all__ = ["StudyIncomplete", "StudyResult", "study"]
 
 logger = logging.getLogger("medattn")
 _EVAL_SETTINGS = ("progress", "cache", "num_workers", "val_batch_size", "amp", "channels_last")
-_DATA_PATHS = ("dataset_dir", "datalist")  # this worker's copy of the data (a run may come from another machine)
 POLL_S = 15.0
 
 
@@ -105,7 +104,7 @@ class _Runner:
 
     # --- one (cell, seed) ------------------------------------------------------------------------------------
     def _eval_settings(self, plan: CellPlan) -> dict[str, Any]:
-        return {k: plan.base[k] for k in _EVAL_SETTINGS + _DATA_PATHS if k in plan.base}
+        return {k: plan.base[k] for k in _EVAL_SETTINGS + DATA_PATHS if k in plan.base}
 
     def _take_over(self, plan: CellPlan, seed: int, runs: list[Any]) -> str | None:
         """Resume the newest interrupted run of (cell, seed) from its last checkpoint, from this machine's run
@@ -123,7 +122,7 @@ class _Runner:
                     if (Path(folder) / LAST_CHECKPOINT).is_file():
                         logger.info("%s seed %d: resuming the interrupted run %s", plan.label, seed,
                                     run.info.run_name)
-                        data = {k: plan.base[k] for k in _DATA_PATHS if k in plan.base}
+                        data = {k: plan.base[k] for k in DATA_PATHS if k in plan.base}
                         resumed = resume_training(folder, self.cfg.gpus_per_run, **data_overrides(
                             data, f"the study config's data keys for cell {plan.label}"))
                         continue
