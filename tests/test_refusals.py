@@ -160,3 +160,16 @@ def test_a_truncated_model_is_named_by_evaluate(trained_run, tmp_path, capsys):
     before = state(run)
     _refused(["evaluate", str(run.run_dir)], capsys, f"{model} is truncated or corrupt")
     assert state(run) == before
+
+
+@pytest.mark.parametrize("enqueue, said", [
+    ("{bad json", "--enqueue is not JSON text or a readable JSON file"),
+    ('[{"learning_rate": "$__import__(\'os\').getcwd()"}]', "would be evaluated as code"),
+])
+def test_a_refused_enqueue_opens_no_storage_and_no_store(demo_data, tmp_path, monkeypatch, capsys, enqueue, said):
+    monkeypatch.chdir(tmp_path)
+    code = main(["search", "--dataset_dir", str(demo_data.dataset_dir), "--datalist", str(demo_data.datalist),
+                 "--n_trials", "1", "--output_root", str(tmp_path / "runs"),
+                 "--tracking_uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--enqueue", enqueue])
+    assert code == 2 and said in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [], "no Optuna journal, no MLflow store"

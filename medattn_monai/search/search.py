@@ -366,6 +366,7 @@ def search(
     if not isinstance(n_trials, int) or n_trials < 1:
         raise ConfigError(f"n_trials must be a positive integer, got {n_trials!r}")
     check_liveness_settings(heartbeat_interval, grace_period)
+    enqueued = parse_enqueue(enqueue)  # refused before anything is opened or written
     setup = _prepare(bundle, space, storage, study_name, overrides)
     sampler = optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=min(10, max(1, n_trials // 2)))
     pruner_args = {"n_startup_trials": n_startup_trials, "n_warmup_steps": n_warmup_steps}
@@ -376,7 +377,7 @@ def search(
     records = TrialRecords(setup.tracking_uri, setup.experiment, setup.study_name, setup.key_metric)
     opened = open_storage(setup.storage, heartbeat_interval, grace_period, records.stale_callback, storage_timeout)
     first = [setup.defaults] if enqueue_defaults and setup.defaults else []
-    study, parent = _study(setup, opened, sampler, pruner, n_trials, settings, first + parse_enqueue(enqueue))
+    study, parent = _study(setup, opened, sampler, pruner, n_trials, settings, first + enqueued)
     status = None
     liveness = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
     try:
